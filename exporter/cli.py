@@ -1,0 +1,211 @@
+"""The ``exporter`` command line: parse, build one request, call the library, format the result."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from exporter.errors import ExporterError, UsageError, ValidationFailedError
+from exporter.report import Report
+
+app = typer.Typer(
+    name="exporter",
+    help="Export Hugging Face checkpoints to ONNX and TorchScript, validated against eager PyTorch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Local checkpoint folder or Hub repo id.")]
+OutputArg = Annotated[Path, typer.Argument(help="Folder to write model.onnx, model.pt and the reports to.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")]
+
+
+@contextlib.contextmanager
+def _library_output(debug: bool) -> Iterator[None]:
+    """Keep stdout for results: libraries' prints go to stderr (``--debug``) or nowhere."""
+    if debug:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _fail(error: BaseException, debug: bool) -> typer.Exit:
+    if debug:
+        err.print_exception()
+    code = error.exit_code if isinstance(error, ExporterError) else 70
+    prefix = "error" if isinstance(error, ExporterError) else "internal error"
+    hint = "" if debug or isinstance(error, ExporterError) else " (rerun with --debug for the traceback)"
+    err.print(f"[red]{prefix}:[/red] {error}{hint}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def export(
+    output_dir: OutputArg,
+    model: ModelOption,
+    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit of a Hub repo.")] = None,
+    task: Annotated[str, typer.Option("--task", "-t", help="Task, or 'auto' to infer it.")] = "auto",
+    opset: Annotated[int, typer.Option(min=14, max=23, help="ONNX opset.")] = 18,
+    atol: Annotated[float | None, typer.Option(min=0.0, help="Absolute tolerance (default: per task).")] = None,
+    formats: Annotated[str, typer.Option(help="Comma-separated: onnx, torchscript.")] = "onnx,torchscript",
+    spec: Annotated[str | None, typer.Option(help="User spec for an unknown architecture: path.py:Name.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow the checkpoint's own Python code.")] = False,
+    quiet: QuietOption = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Export MODEL to OUTPUT_DIR and validate every format on two input shapes."""
+    from exporter.formats import parse_formats
+    from exporter.pipeline import ExportRequest, run_export
+    from exporter.user_spec import load_spec
+
+    started = time.perf_counter()
+    show = not quiet and not json_output
+    try:
+        if spec:
+            load_spec(spec)
+        request = ExportRequest(
+            model=model,
+            output_dir=output_dir,
+            revision=revision,
+            task=task,
+            opset=opset,
+            atol=atol,
+            formats=parse_formats(formats),
+            trust_remote_code=trust_remote_code,
+            token=os.environ.get("HF_TOKEN") or None,
+        )
+        with _library_output(debug):
+            report = run_export(request, progress=_progress(show))
+    except ValidationFailedError as e:
+        _finish(e.report, output_dir, json_output, quiet, time.perf_counter() - started)
+        for line in e.report.failures():
+            err.print(f"[red]✗[/red] {line}", soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except Exception as e:  # noqa: BLE001 - the one place errors become exit codes
+        raise _fail(e, debug) from None
+    _finish(report, output_dir, json_output, quiet, time.perf_counter() - started)
+
+
+def _progress(show: bool):  # type: ignore[no-untyped-def]
+    def step(message: str) -> None:
+        if show:
+            err.print(f"[cyan]→[/cyan] {message}")
+
+    return step
+
+
+def _finish(report: Report, output_dir: Path, json_output: bool, quiet: bool, seconds: float) -> None:
+    if json_output:
+        typer.echo(report.to_json(), nl=False)
+        return
+    if quiet:
+        return
+    color = "green" if report.status == "passed" else "red"
+    err.print(
+        f"[{color}]{report.status}[/{color}] {report.model_type} · {report.task}: "
+        f"{len(report.formats)} format(s) × {len(report.shapes)} shapes in {seconds:.1f}s → {output_dir}"
+    )
+    for fmt in report.formats:
+        err.print(f"  {fmt.format}: {fmt.note}")
+
+
+@app.command()
+def features(
+    model: Annotated[str, typer.Argument(help="A model type (bert) or a checkpoint folder.")],
+    spec: Annotated[str | None, typer.Option(help="User spec file: path.py:Name.")] = None,
+) -> None:
+    """List the tasks an architecture can be exported for."""
+    from exporter.loading import read_config_dict
+    from exporter.specs import get_spec
+    from exporter.support import supported_tasks
+    from exporter.user_spec import load_spec
+
+    try:
+        if spec:
+            load_spec(spec)
+        model_type = model
+        if Path(model).is_dir():
+            model_type = str(read_config_dict(Path(model)).get("model_type", ""))
+        tasks = supported_tasks(get_spec(model_type))
+    except ExporterError as e:
+        raise _fail(e, False) from None
+    typer.echo(f"{model_type}: " + ", ".join(tasks))
+
+
+@app.command("supported")
+def supported(markdown: Annotated[bool, typer.Option(help="As the README's markdown table.")] = False) -> None:
+    """Print every supported architecture and its tasks."""
+    from exporter.support import support_matrix, support_table_markdown
+
+    if markdown:
+        typer.echo(support_table_markdown())
+        return
+    for model_type, tasks in support_matrix().items():
+        typer.echo(f"{model_type}: {', '.join(tasks)}")
+
+
+@app.command()
+def sample(
+    output_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
+    model_type: Annotated[str, typer.Option(help="Architecture of the sample.")] = "distilbert",
+    task: Annotated[str, typer.Option(help="Head of the sample.")] = "sequence-classification",
+    debug: DebugOption = False,
+) -> None:
+    """Build a tiny random-weight checkpoint locally (no network)."""
+    from exporter.sample import build_sample_checkpoint
+
+    try:
+        with _library_output(debug):
+            build_sample_checkpoint(output_dir, model_type, task)
+    except Exception as e:  # noqa: BLE001
+        raise _fail(e, debug) from None
+    err.print(f"wrote a tiny {model_type} ({task}) checkpoint to {output_dir}")
+
+
+@app.command()
+def quickstart(
+    output_dir: Annotated[Path, typer.Argument(help="Working folder.")] = Path("quickstart"),
+    debug: DebugOption = False,
+) -> None:
+    """Build a tiny sample checkpoint, then export and validate it: the whole job, offline."""
+    checkpoint = output_dir / "checkpoint"
+    sample(checkpoint, debug=debug)
+    export(output_dir / "export", model=str(checkpoint), task="sequence-classification", debug=debug)
+    err.print(f"open {output_dir / 'export' / 'report.md'} for the report")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except UsageError as e:  # raised outside a command's own handling
+        err.print(f"[red]error:[/red] {e}")
+        raise SystemExit(e.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""ONNX through transformers' own exporter (``torch.export`` then ``torch.onnx``), checked and run in ORT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import ExportFailedError
+from exporter.formats.base import ExportContext, Runner
+
+#: Protobuf cannot hold more than 2 GiB; stay clear of it and put weights in ``model.onnx.data`` above this.
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+
+def _dynamic_shapes(context: ExportContext) -> dict[str, dict[int, Any]]:
+    from torch.export import Dim
+
+    dims: dict[str, Any] = {}
+    for axis_name in {name for axes in context.dynamic_axes.values() for name in axes.values()}:
+        limit = context.axis_limits.get(axis_name)
+        dims[axis_name] = Dim(axis_name, max=limit) if limit else Dim(axis_name)
+    return {
+        name: {position: dims[axis_name] for position, axis_name in context.dynamic_axes[name].items()}
+        for name in context.inputs
+    }
+
+
+def initializer_bytes(model: Any) -> int:
+    return sum(value.const_value.nbytes for value in model.graph.initializers.values() if value.const_value)
+
+
+class OnnxFormat:
+    """``model.onnx`` (+ ``model.onnx.data`` for large models), validated with onnxruntime on CPU."""
+
+    name = "onnx"
+    filename = "model.onnx"
+
+    def export(self, model: Any, context: ExportContext) -> list[Path]:
+        import onnx
+        import onnx_ir
+        from transformers.exporters import OnnxConfig, OnnxExporter
+
+        config = OnnxConfig(dynamic=True, dynamic_shapes=_dynamic_shapes(context), opset_version=context.opset)
+        try:
+            program, _metadata = OnnxExporter().export_program(model, dict(context.inputs), config)
+        except Exception as e:
+            raise ExportFailedError(f"ONNX export failed: {_first_line(e)}") from e
+        path = context.output_dir / self.filename
+        data = path.with_name(path.name + ".data")
+        data.unlink(missing_ok=True)
+        if initializer_bytes(program) > EXTERNAL_DATA_THRESHOLD:
+            onnx_ir.save(program, str(path), external_data=data.name)
+        else:
+            onnx_ir.save(program, str(path))
+        try:
+            onnx.checker.check_model(str(path))  # by path: works past 2 GiB
+        except onnx.checker.ValidationError as e:
+            raise ExportFailedError(f"onnx.checker rejected {path.name}: {_first_line(e)}") from e
+        return [p for p in (path, data) if p.exists()]
+
+    def load(self, path: Path, context: ExportContext) -> Runner:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [output.name for output in session.get_outputs()]
+        feeds = [inp.name for inp in session.get_inputs()]
+
+        def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            results = session.run(names, {name: inputs[name] for name in feeds})
+            return dict(zip(names, (np.asarray(r) for r in results), strict=True))
+
+        return run
+
+    def note(self, passing: list[dict[str, int]], failing: list[dict[str, int]]) -> str:
+        if failing:
+            return f"does not match PyTorch on {len(failing)} of {len(passing) + len(failing)} shapes"
+        return "dynamic axes: matches PyTorch on every tested shape"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__

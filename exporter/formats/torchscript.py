@@ -1,0 +1,72 @@
+"""TorchScript by ``torch.jit.trace``: tuple outputs, saved, reloaded with ``torch.jit.load`` and validated.
+
+A trace records the operations one input ran; shape-dependent Python branches are frozen. Validating on
+a second shape is what tells whether the trace generalises, and the report says which shapes work.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from exporter.errors import ExportFailedError
+from exporter.formats.base import ExportContext, Runner
+from exporter.outputs import flatten_outputs
+
+
+class _TupleOutputs(torch.nn.Module):
+    """Positional tensors in, a tuple of the named outputs out: the calling convention of a trace."""
+
+    def __init__(self, model: torch.nn.Module, input_names: tuple[str, ...], output_names: tuple[str, ...]):
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+        self.output_names = output_names
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = flatten_outputs(self.model(**dict(zip(self.input_names, args, strict=True))))
+        return tuple(outputs[name] for name in self.output_names)
+
+
+class TorchScriptFormat:
+    """``model.pt``: a traced module taking inputs positionally, in the report's input order."""
+
+    name = "torchscript"
+    filename = "model.pt"
+
+    def export(self, model: Any, context: ExportContext) -> list[Path]:
+        input_names = tuple(context.inputs)
+        wrapper = _TupleOutputs(model, input_names, context.output_names).eval()
+        path = context.output_dir / self.filename
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(wrapper, tuple(context.inputs.values()), check_trace=False, strict=False)
+            torch.jit.save(traced, str(path))
+        except Exception as e:
+            raise ExportFailedError(f"TorchScript trace failed: {str(e).strip().splitlines()[0][:300]}") from e
+        return [path]
+
+    def load(self, path: Path, context: ExportContext) -> Runner:
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+        input_names = tuple(context.inputs)
+
+        def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            with torch.no_grad():
+                results = module(*(torch.from_numpy(inputs[name]) for name in input_names))
+            return {name: r.numpy() for name, r in zip(context.output_names, results, strict=True)}
+
+        return run
+
+    def note(self, passing: list[dict[str, int]], failing: list[dict[str, int]]) -> str:
+        if failing:
+            works = "; ".join(",".join(f"{k}={v}" for k, v in s.items()) for s in passing) or "none"
+            return (
+                "the trace is specialised to the shape it was traced at and does not generalise: "
+                f"it matches PyTorch only for {works}"
+            )
+        return "traced at the export shape; also matches PyTorch on every other tested shape"

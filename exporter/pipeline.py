@@ -1,0 +1,191 @@
+"""The export steps: resolve → load → inputs → export each format → validate each shape → report.
+
+One frozen :class:`ExportRequest` in, one :class:`~exporter.report.Report` out. Each step is a
+function of its own; :func:`run_export` only strings them together and times them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from exporter import inputs as dummy
+from exporter.errors import UnsupportedTaskError, ValidationFailedError
+from exporter.formats import FORMATS, ExportContext
+from exporter.loading import Checkpoint, load_config, load_model, resolve_checkpoint
+from exporter.outputs import flatten_outputs
+from exporter.report import FileEntry, FormatResult, Report
+from exporter.specs import InputSpec, ModelSpec, get_spec
+from exporter.support import supported_tasks
+from exporter.tasks import AUTO, get_task, infer_task
+from exporter.validate import compare_outputs
+from exporter.versions import versions
+
+DEFAULT_OPSET = 18
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportRequest:
+    """Everything one export needs, parsed once from the CLI, the bot or the Action."""
+
+    model: str
+    output_dir: Path
+    revision: str | None = None
+    task: str = AUTO
+    opset: int = DEFAULT_OPSET
+    atol: float | None = None
+    formats: tuple[str, ...] = ("onnx", "torchscript")
+    trust_remote_code: bool = False
+    token: str | None = field(default=None, repr=False)
+    export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy.EXPORT_SHAPE))
+    validation_shapes: tuple[Mapping[str, int], ...] = dummy.VALIDATION_SHAPES
+
+
+@dataclass
+class Loaded:
+    """A model ready to export, with what the later steps need to know about it."""
+
+    checkpoint: Checkpoint
+    spec: ModelSpec
+    task: str
+    config: Any
+    model: Any
+    inputs: tuple[InputSpec, ...]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str, progress: Progress, message: str) -> Iterator[None]:
+    progress(message)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = round(time.perf_counter() - start, 3)
+
+
+def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
+    """Export and validate; write files and reports. Raises ``ValidationFailedError`` (report attached)."""
+    timings: dict[str, float] = {}
+    request.output_dir.mkdir(parents=True, exist_ok=True)
+    with _timed(timings, "load", progress, f"Loading {request.model}"):
+        loaded = load(request)
+    context = build_context(loaded, request)
+    written: list[Path] = []
+    for name in request.formats:
+        with _timed(timings, name, progress, f"Exporting {name}"):
+            written += FORMATS[name].export(loaded.model, context)
+    with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
+        results = validate(loaded, request, context)
+    report = Report(
+        model=loaded.checkpoint.source,
+        revision=loaded.checkpoint.revision,
+        model_type=loaded.config.model_type,
+        architecture=type(loaded.model).__name__,
+        task=loaded.task,
+        opset=request.opset if "onnx" in request.formats else None,
+        export_shape=dummy.shape_for(loaded.spec, loaded.task, request.export_shape),
+        shapes=[dummy.shape_for(loaded.spec, loaded.task, s) for s in request.validation_shapes],
+        formats=results,
+        files=[FileEntry.of(request.output_dir, path) for path in written],
+        versions=versions(request.opset),
+        timings=timings,
+    )
+    report.write(request.output_dir)
+    if report.status != "passed":
+        raise ValidationFailedError(report)
+    return report
+
+
+def load(request: ExportRequest) -> Loaded:
+    """Resolve the checkpoint, pick the task and the head, build the model with its weights."""
+    checkpoint = resolve_checkpoint(request.model, request.revision, request.token, request.trust_remote_code)
+    config = load_config(checkpoint.path, request.trust_remote_code)
+    spec = get_spec(config.model_type)
+    tasks = supported_tasks(spec)
+    task = infer_task(spec.model_type, getattr(config, "architectures", None), tasks)
+    task = task if request.task == AUTO else get_task(request.task).name
+    if task not in tasks:
+        raise UnsupportedTaskError(
+            f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}"
+        )
+    for key, value in spec.config_overrides.get(task, {}).items():
+        setattr(config, key, value)
+    model_class = spec.model_class or get_task(task).auto()
+    model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
+    parameters = set(inspect.signature(model.forward).parameters)
+    return Loaded(checkpoint, spec, task, config, model, dummy.select_inputs(spec, task, parameters))
+
+
+def build_context(loaded: Loaded, request: ExportRequest) -> ExportContext:
+    """Sample inputs at the export shape, their dynamic axes, and the output names of an eager run."""
+    shape = dummy.shape_for(loaded.spec, loaded.task, request.export_shape)
+    sample = dummy.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape)
+    with torch.no_grad():
+        names = tuple(flatten_outputs(loaded.model(**sample)))
+    limit = getattr(loaded.config, "max_position_embeddings", None)
+    return ExportContext(
+        inputs=sample,
+        dynamic_axes={inp.name: inp.dynamic_axes for inp in loaded.inputs if inp.name in sample},
+        output_names=loaded.spec.output_names or names,
+        axis_limits={"sequence": int(limit)} if isinstance(limit, int) and limit > 0 else {},
+        opset=request.opset,
+        output_dir=request.output_dir,
+    )
+
+
+def validate(loaded: Loaded, request: ExportRequest, context: ExportContext) -> list[FormatResult]:
+    """Run eager PyTorch and every exported file on every validation shape; compare output by output."""
+    atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
+    runners = {name: FORMATS[name].load(context.output_dir / FORMATS[name].filename, context) for name in request.formats}
+    checks: dict[str, list] = {name: [] for name in request.formats}
+    for index, requested in enumerate(request.validation_shapes):
+        shape = dummy.shape_for(loaded.spec, loaded.task, requested)
+        tensors = dummy.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=index + 1)
+        with torch.no_grad():
+            reference = {k: v.numpy() for k, v in flatten_outputs(loaded.model(**tensors)).items()}
+        reference = {name: reference[name] for name in context.output_names if name in reference}
+        feeds = {name: t.numpy() for name, t in tensors.items()}
+        for name, run in runners.items():
+            checks[name].append(_check(run, feeds, reference, atol, shape))
+    results = []
+    for name, shape_checks in checks.items():
+        fmt = FORMATS[name]
+        passing = [c.shape for c in shape_checks if c.passed]
+        failing = [c.shape for c in shape_checks if not c.passed]
+        results.append(FormatResult(name, fmt.filename, shape_checks, fmt.note(passing, failing)))
+    return results
+
+
+def _check(run: Any, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float, shape: dict[str, int]):
+    from exporter.report import ShapeCheck
+
+    try:
+        actual = run(feeds)
+    except Exception as e:  # the runtime refused this shape: a validation failure, reported as such
+        message = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        return ShapeCheck(shape=dict(shape), outputs=[], passed=False, error=f"run failed: {message}")
+    return compare_outputs(reference, actual, atol, shape)
+
+
+def clean_output_dir(path: Path) -> None:
+    """Remove what a previous export wrote there (only files this tool writes)."""
+    for name in ("model.onnx", "model.onnx.data", "model.pt", "report.json", "report.md"):
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)

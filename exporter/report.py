@@ -1,0 +1,204 @@
+"""The validation report: data first, then rendered as ``report.json`` and ``report.md``.
+
+``report.json`` shape (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "status": "passed" | "failed",
+      "model": "<path or repo id>", "revision": "<sha or null>",
+      "model_type": "bert", "architecture": "BertForSequenceClassification", "task": "sequence-classification",
+      "opset": 18, "export_shape": {"batch": 2, "sequence": 16},
+      "shapes": [{"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 7}],
+      "formats": [
+        {"format": "onnx", "file": "model.onnx", "passed": true, "note": "...",
+         "generalizes": true,
+         "checks": [
+           {"shape": {...}, "passed": true, "error": null,
+            "outputs": [{"name": "logits", "shape": [2, 2], "reference_shape": [2, 2],
+                         "max_abs_diff": 1e-7, "max_rel_diff": 3e-7, "atol": 1e-4, "passed": true}]}]}],
+      "files": [{"path": "model.onnx", "bytes": 123, "sha256": "..."}],
+      "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
+      "timings": {"load": 0.4, "onnx": 2.1, ...}
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+Status = Literal["passed", "failed"]
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """One output of one format on one input shape, compared with eager PyTorch."""
+
+    name: str
+    shape: list[int]
+    reference_shape: list[int]
+    max_abs_diff: float
+    max_rel_diff: float
+    atol: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ShapeCheck:
+    """All outputs of one format on one input shape."""
+
+    shape: dict[str, int]
+    outputs: list[OutputCheck]
+    passed: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    """Validation of one exported file across every tested shape."""
+
+    format: str
+    file: str
+    checks: list[ShapeCheck]
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    @property
+    def generalizes(self) -> bool:
+        """True when it also matches eager PyTorch on shapes it was not exported with."""
+        return self.passed
+
+    def passing_shapes(self) -> list[dict[str, int]]:
+        return [check.shape for check in self.checks if check.passed]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    bytes: int
+    sha256: str
+
+    @classmethod
+    def of(cls, root: Path, path: Path) -> FileEntry:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return cls(str(path.relative_to(root)), path.stat().st_size, digest.hexdigest())
+
+
+@dataclass
+class Report:
+    """Everything a reviewer needs to trust (or reject) an export."""
+
+    model: str
+    revision: str | None
+    model_type: str
+    architecture: str
+    task: str
+    opset: int | None
+    export_shape: dict[str, int]
+    shapes: list[dict[str, int]]
+    formats: list[FormatResult] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    versions: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        return "passed" if self.formats and all(f.passed for f in self.formats) else "failed"
+
+    def failures(self) -> list[str]:
+        """One line per failing check, e.g. ``onnx batch=3,sequence=7 logits: max_abs_diff 0.2 > atol 1e-4``."""
+        lines = []
+        for fmt in self.formats:
+            for check in fmt.checks:
+                where = f"{fmt.format} {_shape_text(check.shape)}"
+                if check.error:
+                    lines.append(f"{where}: {check.error}")
+                for out in check.outputs:
+                    if out.passed:
+                        continue
+                    if out.shape != out.reference_shape:
+                        lines.append(f"{where} {out.name}: shape {out.shape}, expected {out.reference_shape}")
+                    else:
+                        lines.append(f"{where} {out.name}: max_abs_diff {out.max_abs_diff:.3g} > atol {out.atol:g}")
+        if not self.formats:
+            lines.append("no format was validated")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "status": self.status}
+        base = asdict(self)
+        formats = base.pop("formats")
+        data.update(base)
+        data["formats"] = [
+            {**fmt, "passed": result.passed, "generalizes": result.generalizes}
+            for fmt, result in zip(formats, self.formats, strict=True)
+        ]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=True) + "\n"
+
+    def to_markdown(self) -> str:
+        return render_markdown(self)
+
+    def write(self, output_dir: Path) -> None:
+        """Write ``report.json`` and ``report.md`` into ``output_dir``."""
+        (output_dir / "report.json").write_text(self.to_json(), encoding="utf-8")
+        (output_dir / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+
+
+def _shape_text(shape: dict[str, int]) -> str:
+    return ",".join(f"{key}={value}" for key, value in shape.items())
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def render_markdown(report: Report) -> str:
+    """A compact report that reads well as a pull request description."""
+    icon = "✅" if report.status == "passed" else "❌"
+    lines = [
+        f"### {icon} Export {report.status}: `{report.model_type}` · `{report.task}`",
+        "",
+        f"Model `{report.model}`" + (f" at `{report.revision}`" if report.revision else "")
+        + f" ({report.architecture}), exported at {_shape_text(report.export_shape)}, "
+        f"validated against eager PyTorch on {len(report.shapes)} shapes.",
+        "",
+        "| format | shape | output | max abs diff | max rel diff | atol | result |",
+        "|---|---|---|---:|---:|---:|:---:|",
+    ]
+    for fmt in report.formats:
+        for check in fmt.checks:
+            if check.error:
+                lines.append(f"| {fmt.format} | {_shape_text(check.shape)} | — | — | — | — | ❌ {check.error} |")
+            for out in check.outputs:
+                mark = "✅" if out.passed else "❌"
+                lines.append(
+                    f"| {fmt.format} | {_shape_text(check.shape)} | `{out.name}` | {out.max_abs_diff:.2e} "
+                    f"| {out.max_rel_diff:.2e} | {out.atol:g} | {mark} |"
+                )
+    notes = [f"- **{fmt.format}**: {fmt.note}" for fmt in report.formats if fmt.note]
+    if notes:
+        lines += ["", *notes]
+    if report.files:
+        lines += ["", "| file | size | sha256 |", "|---|---:|---|"]
+        lines += [f"| `{f.path}` | {_human_bytes(f.bytes)} | `{f.sha256}` |" for f in report.files]
+    versions = ", ".join(f"{key} {value}" for key, value in report.versions.items())
+    lines += ["", f"<sub>{versions}</sub>", ""]
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Tiny random-weight checkpoints built locally: the Quickstart's sample and the tests' fixtures.
+
+No network: a config from ``AutoConfig.for_model`` with small sizes, random weights saved as
+safetensors, and for text models a word-piece tokenizer over a small vocabulary made here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exporter.tasks import get_task
+
+_BERT_LIKE = {
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "max_position_embeddings": 64,
+}
+_VISION = {
+    "image_size": 32,
+    "patch_size": 8,
+    "num_channels": 3,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+}
+_XLM = {"vocab_size": 128, "emb_dim": 32, "n_layers": 2, "n_heads": 4, "max_position_embeddings": 64}
+
+#: Small sizes per model type: every architecture the test-suite exports.
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "albert": {**_BERT_LIKE, "embedding_size": 16},
+    "bert": _BERT_LIKE,
+    "big_bird": {**_BERT_LIKE, "block_size": 4, "num_random_blocks": 2},
+    "camembert": _BERT_LIKE,
+    "convbert": {**_BERT_LIKE, "embedding_size": 32},
+    "data2vec-text": _BERT_LIKE,
+    "distilbert": {"vocab_size": 128, "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 37,
+                   "max_position_embeddings": 64},
+    "electra": {**_BERT_LIKE, "embedding_size": 16},
+    "flaubert": _XLM,
+    "ibert": _BERT_LIKE,
+    "layoutlm": _BERT_LIKE,
+    "mobilebert": {**_BERT_LIKE, "embedding_size": 16, "intra_bottleneck_size": 16, "num_feedforward_networks": 1},
+    "perceiver": {
+        "vocab_size": 128, "max_position_embeddings": 64, "num_latents": 8, "d_latents": 16, "d_model": 32,
+        "num_blocks": 1, "num_self_attends_per_block": 1, "num_self_attention_heads": 2,
+        "num_cross_attention_heads": 1, "image_size": 8,
+    },
+    "roberta": _BERT_LIKE,
+    "roformer": {**_BERT_LIKE, "embedding_size": 32},
+    "squeezebert": {**_BERT_LIKE, "embedding_size": 32, "intermediate_size": 64},
+    "xlm": _XLM,
+    "xlm-roberta": _BERT_LIKE,
+    "xlm-roberta-xl": _BERT_LIKE,
+    "beit": _VISION,
+    "data2vec-vision": _VISION,
+    "deit": _VISION,
+    "vit": _VISION,
+}
+
+_WORDS = (
+    "the a model export onnx runtime torch script hub bot pull request test tiny random weight check "
+    "shape batch sequence token vision text encoder decoder value key query layer head"
+).split()
+
+
+def tiny_config(model_type: str, task: str = "default", **overrides: Any) -> Any:
+    """A small config of ``model_type`` whose ``architectures`` names the head of ``task``."""
+    from transformers import AutoConfig
+
+    kwargs = {**TINY_CONFIGS.get(model_type, {}), **overrides}
+    config = AutoConfig.for_model(model_type, **kwargs)
+    classes = get_task(task).model_classes(model_type)
+    if classes:
+        config.architectures = [classes[0]]
+    return config
+
+
+def build_sample_checkpoint(
+    path: Path, model_type: str = "bert", task: str = "sequence-classification", seed: int = 0, **overrides: Any
+) -> Path:
+    """Write a tiny random checkpoint of ``model_type`` with the head of ``task`` into ``path``."""
+    from exporter.specs import get_spec
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    spec = get_spec(model_type)
+    config = tiny_config(model_type, task, **overrides)
+    for key, value in spec.config_overrides.get(task, {}).items():
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    model_class = spec.model_class or get_task(task).auto()
+    model = model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
+    model.save_pretrained(path)
+    if spec.modality == "text" and model_type in TINY_CONFIGS:
+        save_tokenizer(path, int(getattr(config, "vocab_size", 128)))
+    return path
+
+
+def save_tokenizer(path: Path, vocab_size: int) -> None:
+    """A word-piece tokenizer over a vocabulary of ``vocab_size`` entries made from a fixed word list."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = [*specials, *_WORDS, *"abcdefghijklmnopqrstuvwxyz", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+    pieces += [f"[unused{i}]" for i in range(max(0, vocab_size - len(pieces)))]
+    vocab = {piece: index for index, piece in enumerate(pieces[:vocab_size])}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.BertProcessing(("[SEP]", vocab["[SEP]"]), ("[CLS]", vocab["[CLS]"]))
+    tokenizer.decoder = decoders.WordPiece()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    fast.save_pretrained(path)

@@ -1,0 +1,80 @@
+"""What an architecture needs to be exported: a small declarative spec per family.
+
+Generic code derives the rest from the model: which of the spec's candidate inputs the forward
+signature takes, the output names (from an eager run), the head (from the task's auto class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+# How a dummy tensor is made; see ``exporter.inputs``.
+InputKind = Literal["ids", "mask", "token_types", "bbox", "pixels", "embeds"]
+Modality = Literal["text", "vision"]
+DummyFactory = Callable[[Any, Mapping[str, int], torch.Generator], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSpec:
+    """One forward argument: its name and the kind of dummy tensor it takes."""
+
+    name: str
+    kind: InputKind
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        """Axes that vary at run time, by position, named as ONNX consumers expect."""
+        if self.kind == "pixels":
+            return {0: "batch"}
+        return {0: "batch", 1: "sequence"}
+
+
+TEXT_INPUTS = (
+    InputSpec(name="input_ids", kind="ids"),
+    InputSpec(name="attention_mask", kind="mask"),
+    InputSpec(name="token_type_ids", kind="token_types"),
+)
+VISION_INPUTS = (InputSpec(name="pixel_values", kind="pixels"),)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """What differs for one ``model_type``; everything else is derived.
+
+    Attributes:
+        model_type: ``config.model_type`` this spec covers.
+        modality: picks default inputs and the tasks that make sense (vision models get no text heads).
+        inputs: candidate inputs; those the forward signature lacks are dropped.
+        task_inputs: per-task replacement of ``inputs`` (Perceiver's ``inputs`` is ids or pixels).
+        tasks: tasks to offer; ``None`` means every task of the modality transformers has a head for.
+        atol: absolute tolerance for validation; ``task_atol`` overrides it per task.
+        config_overrides: applied to the config before the model is built, per task.
+        dummy_inputs: a custom factory ``(config, shape, generator) -> tensors`` replacing the generic one.
+        model_class: for architectures transformers' auto classes don't know (user specs).
+    """
+
+    model_type: str
+    modality: Modality = "text"
+    inputs: tuple[InputSpec, ...] = ()
+    task_inputs: Mapping[str, tuple[InputSpec, ...]] = field(default_factory=dict)
+    tasks: tuple[str, ...] | None = None
+    atol: float = 1e-4
+    task_atol: Mapping[str, float] = field(default_factory=dict)
+    config_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    dummy_inputs: DummyFactory | None = None
+    model_class: type | None = None
+    output_names: tuple[str, ...] | None = None
+
+    def inputs_for(self, task: str) -> tuple[InputSpec, ...]:
+        if task in self.task_inputs:
+            return self.task_inputs[task]
+        if self.inputs:
+            return self.inputs
+        return VISION_INPUTS if self.modality == "vision" else TEXT_INPUTS
+
+    def atol_for(self, task: str) -> float:
+        return self.task_atol.get(task, self.atol)

@@ -1,0 +1,95 @@
+"""Task names (those of the old ``transformers.onnx``), the auto class behind each, and task inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from transformers.models.auto import modeling_auto
+
+from exporter.errors import UnsupportedTaskError
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: the transformers auto class that builds its head and the mapping that says who has one."""
+
+    name: str
+    auto_class: str
+    mapping: str
+    modality: str = "any"
+
+    def model_classes(self, model_type: str) -> tuple[str, ...]:
+        """Class names transformers maps ``model_type`` to for this task (empty when it has none)."""
+        names = getattr(modeling_auto, self.mapping).get(model_type, ())
+        return (names,) if isinstance(names, str) else tuple(names)
+
+    def auto(self) -> Any:
+        """The auto class itself (``AutoModelForSequenceClassification`` …)."""
+        import transformers
+
+        return getattr(transformers, self.auto_class)
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task("default", "AutoModel", "MODEL_MAPPING_NAMES"),
+        Task("masked-lm", "AutoModelForMaskedLM", "MODEL_FOR_MASKED_LM_MAPPING_NAMES", "text"),
+        Task("causal-lm", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text"),
+        Task("seq2seq-lm", "AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "text"),
+        Task(
+            "sequence-classification",
+            "AutoModelForSequenceClassification",
+            "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+            "text",
+        ),
+        Task(
+            "token-classification",
+            "AutoModelForTokenClassification",
+            "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
+            "text",
+        ),
+        Task(
+            "question-answering",
+            "AutoModelForQuestionAnswering",
+            "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+            "text",
+        ),
+        Task(
+            "image-classification",
+            "AutoModelForImageClassification",
+            "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+            "vision",
+        ),
+    )
+}
+AUTO = "auto"
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``, or a one-line error listing the valid names."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        valid = ", ".join([AUTO, *TASKS])
+        raise UnsupportedTaskError(f"unknown task {name!r}; valid tasks: {valid}") from None
+
+
+def infer_task(model_type: str, architectures: list[str] | None, supported: tuple[str, ...]) -> str:
+    """The task whose head is the checkpoint's ``config.architectures[0]``; ``default`` when none is named.
+
+    Only tasks in ``supported`` are considered, so the answer is always exportable.
+    """
+    if not architectures:
+        return "default"
+    architecture = architectures[0]
+    # Most specific first: a class can sit in two mappings (XLMWithLMHeadModel is masked- and causal-lm).
+    for name in supported:
+        if name != "default" and architecture in TASKS[name].model_classes(model_type):
+            return name
+    if architecture in TASKS["default"].model_classes(model_type):
+        return "default"
+    raise UnsupportedTaskError(
+        f"cannot infer the task of {architecture} ({model_type}); pass --task, one of: {', '.join(supported)}"
+    )
