@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -105,12 +105,12 @@ def export(
         for line in e.report.failures():
             err.print(f"[red]✗[/red] {line}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except Exception as e:  # noqa: BLE001 - the one place errors become exit codes
+    except Exception as e:
         raise _fail(e, debug) from None
     _finish(report, output_dir, json_output, quiet, time.perf_counter() - started)
 
 
-def _progress(show: bool):  # type: ignore[no-untyped-def]
+def _progress(show: bool) -> Callable[[str], None]:
     def step(message: str) -> None:
         if show:
             err.print(f"[cyan]→[/cyan] {message}")
@@ -157,7 +157,9 @@ def features(
 
 
 @app.command("supported")
-def supported(markdown: Annotated[bool, typer.Option(help="As the README's markdown table.")] = False) -> None:
+def supported(
+    markdown: Annotated[bool, typer.Option(help="As the README's markdown table.")] = False,
+) -> None:
     """Print every supported architecture and its tasks."""
     from exporter.support import support_matrix, support_table_markdown
 
@@ -181,7 +183,7 @@ def sample(
     try:
         with _library_output(debug):
             build_sample_checkpoint(output_dir, model_type, task)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _fail(e, debug) from None
     err.print(f"wrote a tiny {model_type} ({task}) checkpoint to {output_dir}")
 

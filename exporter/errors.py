@@ -115,6 +115,7 @@ class ValidationFailedError(ExporterError, AssertionError):
         self.report = report
         failing = report.failures()
         super().__init__(
-            f"validation failed for {len(failing)} check(s): " + "; ".join(failing[:3])
+            f"validation failed for {len(failing)} check(s): "
+            + "; ".join(failing[:3])
             + (" …" if len(failing) > 3 else "")
         )

@@ -66,7 +66,7 @@ def hub_patterns(filenames: list[str], trust_remote_code: bool = False) -> list[
 
 
 def _download(repo_id: str, revision: str | None, token: str | None, trust_remote_code: bool) -> Checkpoint:
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -95,9 +95,18 @@ def _download(repo_id: str, revision: str | None, token: str | None, trust_remot
         raise HubError(f"{where} is not in the local cache and HF_HUB_OFFLINE is set") from e
     except HfHubHTTPError as e:
         raise HubError(f"Hub error for {where}: {str(e).splitlines()[0]}") from e
-    except (OSError, ConnectionError) as e:
-        raise HubError(f"cannot reach the Hub for {where}: {e}") from e
+    except (OSError, ConnectionError, _transport_error()) as e:
+        raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} for {where}: {e}") from e
     return Checkpoint(Path(path), repo_id, info.sha)
+
+
+def _transport_error() -> type[Exception]:
+    """The HTTP client's base error: huggingface_hub 2 talks through httpx2, older releases through httpx."""
+    try:
+        from httpx2 import HTTPError
+    except ImportError:
+        from httpx import HTTPError  # type: ignore[assignment]
+    return HTTPError
 
 
 def read_config_dict(path: Path) -> dict[str, Any]:
@@ -126,14 +135,23 @@ def load_config(path: Path, trust_remote_code: bool = False, **overrides: Any) -
     model_type = data.get("model_type")
     if not model_type:
         raise InvalidConfigError(f"config.json in {path} has no model_type")
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if model_type not in CONFIG_MAPPING_NAMES and "auto_map" not in data:
+        raise UnsupportedModelTypeError(
+            f"model type {model_type!r} is unknown to transformers {_transformers_version()}; "
+            "describe it with --spec path.py:Name"
+        )
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **overrides)
-    except (KeyError, ValueError) as e:
-        if "model_type" in str(e) or "Unrecognized" in str(e) or isinstance(e, KeyError):
-            raise UnsupportedModelTypeError(
-                f"model type {model_type!r} is unknown to transformers; describe it with --spec path.py:Name"
-            ) from e
-        raise InvalidConfigError(f"config.json in {path} is invalid: {str(e).splitlines()[0]}") from e
+    except (KeyError, ValueError, TypeError) as e:
+        raise InvalidConfigError(f"config.json in {path} is invalid: {_first_line(e)}") from e
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
 
 
 def weight_files(path: Path) -> list[Path]:

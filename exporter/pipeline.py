@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import shutil
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from exporter import inputs as dummy
 from exporter.errors import UnsupportedTaskError, ValidationFailedError
 from exporter.formats import FORMATS, ExportContext
 from exporter.loading import Checkpoint, load_config, load_model, resolve_checkpoint
+from exporter.measure import measure
 from exporter.outputs import flatten_outputs
 from exporter.report import FileEntry, FormatResult, Report
 from exporter.specs import InputSpec, ModelSpec, get_spec
@@ -68,18 +68,16 @@ def _quiet(_: str) -> None:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str, progress: Progress, message: str) -> Iterator[None]:
+def _timed(costs: dict[str, dict[str, float]], step: str, progress: Progress, message: str) -> Iterator[None]:
     progress(message)
-    start = time.perf_counter()
-    try:
+    with measure() as cost:
         yield
-    finally:
-        timings[step] = round(time.perf_counter() - start, 3)
+    costs[step] = {"seconds": round(cost.seconds, 3), "peak_rss_mb": round(cost.peak_rss_bytes / 2**20, 1)}
 
 
 def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     """Export and validate; write files and reports. Raises ``ValidationFailedError`` (report attached)."""
-    timings: dict[str, float] = {}
+    timings: dict[str, dict[str, float]] = {}
     request.output_dir.mkdir(parents=True, exist_ok=True)
     with _timed(timings, "load", progress, f"Loading {request.model}"):
         loaded = load(request)
@@ -119,9 +117,7 @@ def load(request: ExportRequest) -> Loaded:
     task = infer_task(spec.model_type, getattr(config, "architectures", None), tasks)
     task = task if request.task == AUTO else get_task(request.task).name
     if task not in tasks:
-        raise UnsupportedTaskError(
-            f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}"
-        )
+        raise UnsupportedTaskError(f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}")
     for key, value in spec.config_overrides.get(task, {}).items():
         setattr(config, key, value)
     model_class = spec.model_class or get_task(task).auto()
@@ -141,16 +137,25 @@ def build_context(loaded: Loaded, request: ExportRequest) -> ExportContext:
         inputs=sample,
         dynamic_axes={inp.name: inp.dynamic_axes for inp in loaded.inputs if inp.name in sample},
         output_names=loaded.spec.output_names or names,
-        axis_limits={"sequence": int(limit)} if isinstance(limit, int) and limit > 0 else {},
+        axis_bounds=axis_bounds(loaded.spec, limit if isinstance(limit, int) and limit > 0 else None),
         opset=request.opset,
         output_dir=request.output_dir,
     )
 
 
+def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[int | None, int | None]]:
+    """``(min, max)`` of each dynamic axis: the spec's minimums, and the position table's length."""
+    bounds: dict[str, tuple[int | None, int | None]] = {"batch": (spec.axis_min.get("batch"), None)}
+    bounds["sequence"] = (spec.axis_min.get("sequence"), max_sequence)
+    return bounds
+
+
 def validate(loaded: Loaded, request: ExportRequest, context: ExportContext) -> list[FormatResult]:
     """Run eager PyTorch and every exported file on every validation shape; compare output by output."""
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
-    runners = {name: FORMATS[name].load(context.output_dir / FORMATS[name].filename, context) for name in request.formats}
+    runners = {
+        name: FORMATS[name].load(context.output_dir / FORMATS[name].filename, context) for name in request.formats
+    }
     checks: dict[str, list] = {name: [] for name in request.formats}
     for index, requested in enumerate(request.validation_shapes):
         shape = dummy.shape_for(loaded.spec, loaded.task, requested)
@@ -170,7 +175,13 @@ def validate(loaded: Loaded, request: ExportRequest, context: ExportContext) -> 
     return results
 
 
-def _check(run: Any, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float, shape: dict[str, int]):
+def _check(
+    run: Any,
+    feeds: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    atol: float,
+    shape: dict[str, int],
+):
     from exporter.report import ShapeCheck
 
     try:

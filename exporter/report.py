@@ -18,7 +18,7 @@
                          "max_abs_diff": 1e-7, "max_rel_diff": 3e-7, "atol": 1e-4, "passed": true}]}]}],
       "files": [{"path": "model.onnx", "bytes": 123, "sha256": "..."}],
       "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
-      "timings": {"load": 0.4, "onnx": 2.1, ...}
+      "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...}
     }
 """
 
@@ -109,7 +109,7 @@ class Report:
     formats: list[FormatResult] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
     versions: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def status(self) -> Status:
@@ -176,7 +176,8 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"### {icon} Export {report.status}: `{report.model_type}` · `{report.task}`",
         "",
-        f"Model `{report.model}`" + (f" at `{report.revision}`" if report.revision else "")
+        f"Model `{report.model}`"
+        + (f" at `{report.revision}`" if report.revision else "")
         + f" ({report.architecture}), exported at {_shape_text(report.export_shape)}, "
         f"validated against eager PyTorch on {len(report.shapes)} shapes.",
         "",

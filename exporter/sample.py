@@ -40,17 +40,35 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "camembert": _BERT_LIKE,
     "convbert": {**_BERT_LIKE, "embedding_size": 32},
     "data2vec-text": _BERT_LIKE,
-    "distilbert": {"vocab_size": 128, "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 37,
-                   "max_position_embeddings": 64},
+    "distilbert": {
+        "vocab_size": 128,
+        "dim": 32,
+        "n_layers": 2,
+        "n_heads": 4,
+        "hidden_dim": 37,
+        "max_position_embeddings": 64,
+    },
     "electra": {**_BERT_LIKE, "embedding_size": 16},
     "flaubert": _XLM,
     "ibert": _BERT_LIKE,
     "layoutlm": _BERT_LIKE,
-    "mobilebert": {**_BERT_LIKE, "embedding_size": 16, "intra_bottleneck_size": 16, "num_feedforward_networks": 1},
+    "mobilebert": {
+        **_BERT_LIKE,
+        "embedding_size": 16,
+        "intra_bottleneck_size": 16,
+        "num_feedforward_networks": 1,
+    },
     "perceiver": {
-        "vocab_size": 128, "max_position_embeddings": 64, "num_latents": 8, "d_latents": 16, "d_model": 32,
-        "num_blocks": 1, "num_self_attends_per_block": 1, "num_self_attention_heads": 2,
-        "num_cross_attention_heads": 1, "image_size": 8,
+        "vocab_size": 128,
+        "max_position_embeddings": 64,
+        "num_latents": 8,
+        "d_latents": 16,
+        "d_model": 32,
+        "num_blocks": 1,
+        "num_self_attends_per_block": 1,
+        "num_self_attention_heads": 2,
+        "num_cross_attention_heads": 1,
+        "image_size": 8,
     },
     "roberta": _BERT_LIKE,
     "roformer": {**_BERT_LIKE, "embedding_size": 32},
@@ -64,10 +82,38 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "vit": _VISION,
 }
 
-_WORDS = (
-    "the a model export onnx runtime torch script hub bot pull request test tiny random weight check "
-    "shape batch sequence token vision text encoder decoder value key query layer head"
-).split()
+_WORDS = [
+    "the",
+    "a",
+    "model",
+    "export",
+    "onnx",
+    "runtime",
+    "torch",
+    "script",
+    "hub",
+    "bot",
+    "pull",
+    "request",
+    "test",
+    "tiny",
+    "random",
+    "weight",
+    "check",
+    "shape",
+    "batch",
+    "sequence",
+    "token",
+    "vision",
+    "text",
+    "encoder",
+    "decoder",
+    "value",
+    "key",
+    "query",
+    "layer",
+    "head",
+]
 
 
 def tiny_config(model_type: str, task: str = "default", **overrides: Any) -> Any:
@@ -83,7 +129,11 @@ def tiny_config(model_type: str, task: str = "default", **overrides: Any) -> Any
 
 
 def build_sample_checkpoint(
-    path: Path, model_type: str = "bert", task: str = "sequence-classification", seed: int = 0, **overrides: Any
+    path: Path,
+    model_type: str = "bert",
+    task: str = "sequence-classification",
+    seed: int = 0,
+    **overrides: Any,
 ) -> Path:
     """Write a tiny random checkpoint of ``model_type`` with the head of ``task`` into ``path``."""
     from exporter.specs import get_spec
@@ -109,7 +159,12 @@ def save_tokenizer(path: Path, vocab_size: int) -> None:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    pieces = [*specials, *_WORDS, *"abcdefghijklmnopqrstuvwxyz", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+    pieces = [
+        *specials,
+        *_WORDS,
+        *"abcdefghijklmnopqrstuvwxyz",
+        *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"),
+    ]
     pieces += [f"[unused{i}]" for i in range(max(0, vocab_size - len(pieces)))]
     vocab = {piece: index for index, piece in enumerate(pieces[:vocab_size])}
     tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))

@@ -20,9 +20,9 @@ _real_connect = socket.socket.connect
 
 def _loopback_only(self: socket.socket, address: object) -> object:
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
-        if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
-            raise OSError(f"test tried to reach {host}: only loopback is allowed")
+    remote = isinstance(host, str) and host not in ("::1", "localhost") and not host.startswith("127.")
+    if remote and self.family in (socket.AF_INET, socket.AF_INET6):
+        raise OSError(f"test tried to reach {host}: only loopback is allowed")
     return _real_connect(self, address)  # type: ignore[arg-type]
 
 

@@ -20,7 +20,7 @@ class ExportContext:
     inputs: Mapping[str, torch.Tensor]
     dynamic_axes: Mapping[str, Mapping[int, str]]
     output_names: tuple[str, ...]
-    axis_limits: Mapping[str, int]
+    axis_bounds: Mapping[str, tuple[int | None, int | None]]
     opset: int
     output_dir: Path
 

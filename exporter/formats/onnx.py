@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ def _dynamic_shapes(context: ExportContext) -> dict[str, dict[int, Any]]:
 
     dims: dict[str, Any] = {}
     for axis_name in {name for axes in context.dynamic_axes.values() for name in axes.values()}:
-        limit = context.axis_limits.get(axis_name)
-        dims[axis_name] = Dim(axis_name, max=limit) if limit else Dim(axis_name)
+        low, high = context.axis_bounds.get(axis_name, (None, None))
+        dims[axis_name] = Dim(axis_name, min=low, max=high)
     return {
         name: {position: dims[axis_name] for position, axis_name in context.dynamic_axes[name].items()}
         for name in context.inputs
@@ -69,7 +70,7 @@ class OnnxFormat:
         names = [output.name for output in session.get_outputs()]
         feeds = [inp.name for inp in session.get_inputs()]
 
-        def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             results = session.run(names, {name: inputs[name] for name in feeds})
             return dict(zip(names, (np.asarray(r) for r in results), strict=True))
 

@@ -7,6 +7,7 @@ a second shape is what tells whether the trace generalises, and the report says 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class TorchScriptFormat:
         module = torch.jit.load(str(path), map_location="cpu").eval()
         input_names = tuple(context.inputs)
 
-        def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             with torch.no_grad():
                 results = module(*(torch.from_numpy(inputs[name]) for name in input_names))
             return {name: r.numpy() for name, r in zip(context.output_names, results, strict=True)}

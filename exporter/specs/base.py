@@ -55,6 +55,8 @@ class ModelSpec:
         config_overrides: applied to the config before the model is built, per task.
         dummy_inputs: a custom factory ``(config, shape, generator) -> tensors`` replacing the generic one.
         model_class: for architectures transformers' auto classes don't know (user specs).
+        output_names: outputs to export, in order (default: every tensor of an eager run).
+        axis_min: smallest size a dynamic axis may take, where the model's code needs one.
     """
 
     model_type: str
@@ -68,6 +70,7 @@ class ModelSpec:
     dummy_inputs: DummyFactory | None = None
     model_class: type | None = None
     output_names: tuple[str, ...] | None = None
+    axis_min: Mapping[str, int] = field(default_factory=dict)
 
     def inputs_for(self, task: str) -> tuple[InputSpec, ...]:
         if task in self.task_inputs:

@@ -1,0 +1,3 @@
+from export_action.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""Report contents: status, per-output figures, files with hashes, versions; JSON and markdown."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from exporter.report import FileEntry, FormatResult, Report
+from exporter.validate import compare_outputs
+
+
+def _report(tmp_path: Path, atol: float) -> Report:
+    reference = {"logits": np.array([[0.5, -1.0], [2.0, 0.25]], dtype=np.float32)}
+    perturbed = {"logits": reference["logits"] + np.float32(1e-3)}
+    shape = {"batch": 2, "sequence": 8}
+    check = compare_outputs(reference, perturbed, atol, shape)
+    (tmp_path / "model.onnx").write_bytes(b"onnx bytes")
+    return Report(
+        model="ckpt",
+        revision="abc123",
+        model_type="bert",
+        architecture="BertForSequenceClassification",
+        task="sequence-classification",
+        opset=18,
+        export_shape=shape,
+        shapes=[shape],
+        formats=[FormatResult("onnx", "model.onnx", [check], "note")],
+        files=[FileEntry.of(tmp_path, tmp_path / "model.onnx")],
+        versions={"torch": "x", "opset": 18},
+    )
+
+
+def test_differences_are_measured(tmp_path: Path) -> None:
+    report = _report(tmp_path, atol=1e-2)
+    output = report.formats[0].checks[0].outputs[0]
+    assert output.passed
+    assert abs(output.max_abs_diff - 1e-3) < 1e-6
+    assert abs(output.max_rel_diff - 1e-3 / 2.0) < 1e-6
+    assert report.status == "passed"
+
+
+def test_outside_tolerance_fails(tmp_path: Path) -> None:
+    report = _report(tmp_path, atol=1e-4)
+    assert report.status == "failed"
+    assert report.failures() == ["onnx batch=2,sequence=8 logits: max_abs_diff 0.001 > atol 0.0001"]
+
+
+def test_shape_and_name_mismatch_fail() -> None:
+    reference = {"logits": np.zeros((2, 3)), "pooler_output": np.zeros((2, 4))}
+    check = compare_outputs(reference, {"logits": np.zeros((2, 2))}, 1.0, {"batch": 2})
+    assert not check.passed
+    assert check.error and "missing ['pooler_output']" in check.error
+    assert check.outputs[0].shape == [2, 2] and check.outputs[0].reference_shape == [2, 3]
+
+
+def test_nan_in_export_fails() -> None:
+    check = compare_outputs({"x": np.ones(3)}, {"x": np.array([1.0, np.nan, 1.0])}, 1.0, {"batch": 1})
+    assert not check.passed
+
+
+def test_json_and_markdown(tmp_path: Path) -> None:
+    report = _report(tmp_path, atol=1e-2)
+    report.write(tmp_path)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["status"] == "passed"
+    assert data["formats"][0]["checks"][0]["outputs"][0]["name"] == "logits"
+    assert set(data["formats"][0]["checks"][0]["outputs"][0]) >= {
+        "name", "max_abs_diff", "max_rel_diff", "atol", "passed"
+    }  # fmt: skip
+    assert data["files"] == [{"path": "model.onnx", "bytes": 10, "sha256": hashlib.sha256(b"onnx bytes").hexdigest()}]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| onnx | batch=2,sequence=8 | `logits` |" in markdown
+    assert hashlib.sha256(b"onnx bytes").hexdigest() in markdown

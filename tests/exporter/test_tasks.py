@@ -1,0 +1,69 @@
+"""Task names, task inference from ``config.architectures`` and the support matrix."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.errors import UnsupportedTaskError
+from exporter.specs import get_spec
+from exporter.support import support_matrix, support_table_markdown, supported_tasks
+from exporter.tasks import TASKS, infer_task
+
+SEED_TASKS = {
+    "default",
+    "masked-lm",
+    "causal-lm",
+    "seq2seq-lm",
+    "sequence-classification",
+    "token-classification",
+    "question-answering",
+    "image-classification",
+}
+
+
+def test_task_names_are_the_seed_names() -> None:
+    assert set(TASKS) == SEED_TASKS
+
+
+@pytest.mark.parametrize(
+    ("model_type", "architecture", "task"),
+    [
+        ("bert", "BertForSequenceClassification", "sequence-classification"),
+        ("bert", "BertForMaskedLM", "masked-lm"),
+        ("bert", "BertLMHeadModel", "causal-lm"),
+        ("bert", "BertModel", "default"),
+        ("distilbert", "DistilBertForQuestionAnswering", "question-answering"),
+        ("vit", "ViTForImageClassification", "image-classification"),
+        ("xlm", "XLMWithLMHeadModel", "masked-lm"),
+    ],
+)
+def test_infer_task(model_type: str, architecture: str, task: str) -> None:
+    assert infer_task(model_type, [architecture], supported_tasks(get_spec(model_type))) == task
+
+
+def test_infer_task_without_architectures_is_default() -> None:
+    assert infer_task("bert", None, supported_tasks(get_spec("bert"))) == "default"
+
+
+def test_infer_task_unknown_head() -> None:
+    with pytest.raises(UnsupportedTaskError, match="pass --task"):
+        infer_task("bert", ["BertForPreTraining"], supported_tasks(get_spec("bert")))
+
+
+def test_vision_models_get_no_text_heads() -> None:
+    assert supported_tasks(get_spec("vit")) == ("default", "image-classification")
+
+
+def test_seed_architectures_are_all_supported() -> None:
+    seed = {
+        "albert", "beit", "bert", "big_bird", "camembert", "convbert", "data2vec-text", "data2vec-vision",
+        "deit", "distilbert", "electra", "flaubert", "ibert", "layoutlm", "mobilebert", "perceiver",
+        "roberta", "roformer", "squeezebert", "vit", "xlm", "xlm-roberta", "xlm-roberta-xl",
+    }  # fmt: skip
+    assert seed <= set(support_matrix())
+
+
+def test_support_table_lists_every_architecture() -> None:
+    table = support_table_markdown()
+    for model_type in support_matrix():
+        assert f"| `{model_type}` |" in table
