@@ -16,7 +16,7 @@ from exporter.tasks import get_task
 _BERT_LIKE = {
     "vocab_size": 128,
     "hidden_size": 32,
-    "num_hidden_layers": 2,
+    "num_hidden_layers": 1,
     "num_attention_heads": 4,
     "intermediate_size": 37,
     "max_position_embeddings": 64,
@@ -26,11 +26,11 @@ _VISION = {
     "patch_size": 8,
     "num_channels": 3,
     "hidden_size": 32,
-    "num_hidden_layers": 2,
+    "num_hidden_layers": 1,
     "num_attention_heads": 4,
     "intermediate_size": 37,
 }
-_XLM = {"vocab_size": 128, "emb_dim": 32, "n_layers": 2, "n_heads": 4, "max_position_embeddings": 64}
+_XLM = {"vocab_size": 128, "emb_dim": 32, "n_layers": 1, "n_heads": 4, "max_position_embeddings": 64}
 
 #: Small sizes per model type: every architecture the test-suite exports.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
