@@ -43,7 +43,7 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "distilbert": {
         "vocab_size": 128,
         "dim": 32,
-        "n_layers": 2,
+        "n_layers": 1,
         "n_heads": 4,
         "hidden_dim": 37,
         "max_position_embeddings": 64,
