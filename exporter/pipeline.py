@@ -20,6 +20,7 @@ import torch
 from exporter import inputs as dummy
 from exporter.errors import UnsupportedTaskError, ValidationFailedError
 from exporter.formats import FORMATS, ExportContext
+from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
 from exporter.loading import Checkpoint, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
 from exporter.outputs import flatten_outputs
@@ -49,6 +50,8 @@ class ExportRequest:
     token: str | None = field(default=None, repr=False)
     export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy.EXPORT_SHAPE))
     validation_shapes: tuple[Mapping[str, int], ...] = dummy.VALIDATION_SHAPES
+    #: Weights above this many bytes go to ``model.onnx.data`` (protobuf cannot hold 2 GiB).
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD
 
 
 @dataclass
@@ -140,6 +143,7 @@ def build_context(loaded: Loaded, request: ExportRequest) -> ExportContext:
         axis_bounds=axis_bounds(loaded.spec, limit if isinstance(limit, int) and limit > 0 else None),
         opset=request.opset,
         output_dir=request.output_dir,
+        external_data_threshold=request.external_data_threshold,
     )
 
 

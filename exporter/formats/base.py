@@ -23,6 +23,7 @@ class ExportContext:
     axis_bounds: Mapping[str, tuple[int | None, int | None]]
     opset: int
     output_dir: Path
+    external_data_threshold: int
 
 
 class ExportFormat(Protocol):

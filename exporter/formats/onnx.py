@@ -51,7 +51,7 @@ class OnnxFormat:
         path = context.output_dir / self.filename
         data = path.with_name(path.name + ".data")
         data.unlink(missing_ok=True)
-        if initializer_bytes(program) > EXTERNAL_DATA_THRESHOLD:
+        if initializer_bytes(program) > context.external_data_threshold:
             onnx_ir.save(program, str(path), external_data=data.name)
         else:
             onnx_ir.save(program, str(path))
