@@ -530,7 +530,7 @@ def test_size_check_names_the_file_and_the_ways_out(tmp_path: Path) -> None:
 
 
 def test_readme_example_has_the_selftest_workflow_structure() -> None:
-    text = (REPO_ROOT / "docs" / "github-action.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     [block] = re.findall(r"```yaml\n(# \.github/workflows/.*?)```", text, flags=re.DOTALL)
     example, selftest = yaml.safe_load(block), yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     [example_job], [selftest_job] = example["jobs"].values(), selftest["jobs"].values()
