@@ -1,0 +1,166 @@
+"""``export-bot``: thin commands over the library (serve, worker, webhook create, jobs, retry)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.errors import BotError
+from bot.settings import SETTINGS_FILE_ENV, BotSettings
+
+app = typer.Typer(help="The Hub export bot: webhook → sandboxed export → pull request.", no_args_is_help=True)
+webhook_app = typer.Typer(help="Manage the Hub webhook that calls the bot.", no_args_is_help=True)
+app.add_typer(webhook_app, name="webhook")
+
+SettingsOption = Annotated[
+    Path | None,
+    typer.Option("--settings", help="YAML settings file (environment variables win).", exists=True),
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+
+
+def _settings(path: Path | None, debug: bool) -> BotSettings:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    for noisy in ("httpx", "httpx2", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    if path is not None:
+        os.environ[SETTINGS_FILE_ENV] = str(path)
+    return BotSettings()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="In-process worker threads (0: run `worker` apart).")] = 1,
+    settings_file: SettingsOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Serve the webhook endpoint (and, by default, one in-process worker)."""
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.store import open_store
+    from bot.worker import retry_policy
+
+    settings = _settings(settings_file, debug)
+    store = open_store(settings.store_url, retry_policy(settings))
+    uvicorn.run(create_app(settings, store, workers=workers), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Worker threads in this process.")] = 1,
+    settings_file: SettingsOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Run workers apart from the web process (same store)."""
+    from bot.store import open_store
+    from bot.worker import retry_policy, start_worker_threads
+
+    settings = _settings(settings_file, debug)
+    store = open_store(settings.store_url, retry_policy(settings))
+    stop, threads = start_worker_threads(settings, store, concurrency)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the current job, then exit
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(1.0)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@webhook_app.command("create")
+def webhook_create(
+    repo: Annotated[list[str], typer.Option("--repo", help="Model repo to watch (repeatable).")],
+    url: Annotated[str, typer.Option("--url", help="Public URL of POST /webhooks/hub.")],
+    settings_file: SettingsOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Create a Hub webhook on the repos with a fresh secret, and print the secret."""
+    from huggingface_hub import HfApi
+
+    from bot.hub import hub_errors
+
+    settings = _settings(settings_file, debug)
+    secret = secrets.token_urlsafe(32)
+    api = HfApi(endpoint=settings.hf_endpoint, token=settings.token())
+    with hub_errors("creating the webhook"):
+        info = api.create_webhook(
+            url=url,
+            watched=[{"type": "model", "name": name} for name in repo],
+            domains=["repo"],
+            secret=secret,
+        )
+    typer.echo(f"webhook {info.id} → {url}")
+    typer.echo(f"secret: {secret}")
+    typer.echo("Set it for the bot: EXPORT_BOT_WEBHOOK_SECRET=<secret>")
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+    settings_file: SettingsOption = None,
+) -> None:
+    """List recent jobs."""
+    from bot.store import open_store
+
+    found = open_store(_settings(settings_file, False).store_url).recent(limit)
+    if as_json:
+        typer.echo(json.dumps([job.to_dict() for job in found], indent=2))
+        return
+    for job in found:
+        typer.echo(f"{job.id}  {job.status:<9} {job.repo}@{job.sha[:8]}  {job.reason or ''}  {job.pr_url or ''}")
+
+
+@app.command()
+def retry(
+    job_id: Annotated[str, typer.Argument(help="Job id (from `export-bot jobs`).")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Queue a finished job again (attempts reset)."""
+    from bot.store import open_store
+
+    job = open_store(_settings(settings_file, False).store_url).requeue(job_id)
+    typer.echo(f"job {job.id} queued again ({job.repo}@{job.sha[:8]})")
+
+
+def main() -> None:
+    """Entry point: typed errors become one line and exit code 1; ``--debug`` shows the traceback."""
+    try:
+        app(standalone_mode=False)
+    except BotError as e:
+        if "--debug" in sys.argv:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except ValueError as e:  # requeue of a running job
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+__all__ = ["app", "main"]

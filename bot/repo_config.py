@@ -1,0 +1,66 @@
+"""``.export-bot.yaml``: how a repo owner steers the bot, read from the snapshot at the commit.
+
+Example::
+
+    enabled: true            # false: the bot skips this repo
+    tasks: [sequence-classification]   # default: the exporter picks the task
+    opset: 18
+    atol: 1.0e-4
+    formats: [onnx, torchscript]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+FILENAME = ".export-bot.yaml"
+MAX_BYTES = 64 * 1024
+Format = Literal["onnx", "torchscript"]
+_ALL_FORMATS: tuple[Format, ...] = ("onnx", "torchscript")
+
+
+class RepoConfig(BaseModel):
+    """Validated repo configuration; every field has a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    tasks: list[str] | None = Field(default=None, min_length=1, max_length=8)
+    opset: int | None = Field(default=None, ge=14, le=23)  # the exporter's range
+    atol: float | None = Field(default=None, ge=0, le=1)
+    formats: list[Format] = Field(default_factory=lambda: list(_ALL_FORMATS), min_length=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, tasks: list[str] | None) -> list[str] | None:
+        for task in tasks or []:
+            if not task or not all(c.isalnum() or c in "-_" for c in task):
+                raise ValueError(f"task {task!r} is not a task name")
+        return list(dict.fromkeys(tasks)) if tasks else tasks
+
+    def task_list(self) -> list[str | None]:
+        """The tasks to run; ``[None]`` lets the exporter choose."""
+        return list(self.tasks) if self.tasks else [None]
+
+
+def load_repo_config(snapshot: Path) -> RepoConfig:
+    """Read and validate the file from the snapshot; defaults when absent."""
+    path = snapshot / FILENAME
+    if not path.is_file():
+        return RepoConfig()
+    if path.stat().st_size > MAX_BYTES:
+        raise ConfigError(f"{FILENAME} is larger than {MAX_BYTES} bytes")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return RepoConfig.model_validate(data or {})
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{FILENAME} is not valid YAML: {e}") from e
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"{FILENAME} is invalid: {problems}") from e

@@ -1,0 +1,84 @@
+"""Bot settings from environment variables, optionally a YAML settings file, then defaults.
+
+Environment variables win over the file. Names: ``EXPORT_BOT_<FIELD>`` (e.g.
+``EXPORT_BOT_WEBHOOK_SECRET``, ``EXPORT_BOT_SANDBOX``), except the Hub's own ``HF_TOKEN`` and
+``HF_ENDPOINT``. The file is named by ``EXPORT_BOT_SETTINGS_FILE`` (or ``--settings``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+SETTINGS_FILE_ENV = "EXPORT_BOT_SETTINGS_FILE"
+SandboxBackend = Literal["bwrap", "docker", "process"]
+GiB = 1 << 30
+
+
+class BotSettings(BaseSettings):
+    """Everything an operator can set. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPORT_BOT_", extra="forbid", frozen=True)
+
+    webhook_secret: SecretStr | None = None
+    hf_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("HF_TOKEN", "EXPORT_BOT_HF_TOKEN", "hf_token")
+    )
+    hf_endpoint: str = Field(
+        default="https://huggingface.co",
+        validation_alias=AliasChoices("HF_ENDPOINT", "EXPORT_BOT_HF_ENDPOINT", "hf_endpoint"),
+    )
+    bot_user: str = "export-bot"
+    store_url: str = "sqlite:///./export-bot.sqlite3"
+    work_dir: Path = Path("./export-bot-work")
+    watched_branch: str = "main"
+
+    sandbox: SandboxBackend = "bwrap"
+    docker_image: str = "hub-exporter-bot:latest"
+    max_checkpoint_bytes: int = Field(default=4 * GiB, gt=0)
+    export_timeout: float = Field(default=1800.0, gt=0)
+    memory_bytes: int = Field(default=16 * GiB, gt=0)
+    sandbox_threads: int = Field(default=2, ge=1)
+
+    hub_timeout: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=30.0, ge=0)
+    backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    keep_work_dirs: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(SETTINGS_FILE_ENV)
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def export_fingerprint(self) -> str:
+        """What, besides repo and sha, changes the export: part of the dedup key."""
+        data = {"sandbox_limits": [self.memory_bytes, self.export_timeout], "layout": 1}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def token(self) -> str | None:
+        return self.hf_token.get_secret_value() if self.hf_token else None

@@ -1,0 +1,284 @@
+"""Job store: a Protocol every backend implements, and the embedded SQLite backend.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: when :meth:`enqueue` returns, the job is on
+disk, so the webhook can answer 202. Workers :meth:`claim` a job with a lease and renew it with
+:meth:`heartbeat`; a job whose lease ran out (its worker died) is claimed again. Writes by a
+worker are guarded by its lease, so a worker that lost its lease cannot overwrite the outcome.
+
+A distributed backend (issue 6: a task engine on Redis) implements the same Protocol and is added
+to :data:`BACKENDS`; :func:`open_store` picks one from the URL scheme.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from bot.errors import ConfigError, JobNotFoundError
+from bot.jobs import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy
+
+
+class JobStore(Protocol):
+    """Durable jobs: enqueue once, claim with a lease, finish or retry later."""
+
+    def enqueue(self, spec: JobSpec) -> tuple[Job, bool]:
+        """Store the job durably; ``(job, False)`` when the same key already exists."""
+        ...
+
+    def claim(self, worker: str, lease_seconds: float) -> Job | None: ...
+
+    def heartbeat(self, job_id: str, worker: str, lease_seconds: float) -> bool: ...
+
+    def finish(
+        self, job_id: str, worker: str, status: JobStatus, reason: str | None, pr_url: str | None = None
+    ) -> bool: ...
+
+    def retry_later(self, job_id: str, worker: str, reason: str) -> bool: ...
+
+    def requeue(self, job_id: str) -> Job: ...
+
+    def get(self, job_id: str) -> Job: ...
+
+    def recent(self, limit: int = 50, status: JobStatus | None = None) -> list[Job]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def record_bot_commit(self, sha: str) -> None: ...
+
+    def is_bot_commit(self, sha: str) -> bool: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    pr_url TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    not_before REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, not_before);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS bot_commits (sha TEXT PRIMARY KEY, created_at REAL NOT NULL);
+"""
+
+
+class SQLiteJobStore:
+    """The embedded default: one SQLite file shared by the web process and worker processes."""
+
+    def __init__(
+        self, path: Path | str, *, policy: RetryPolicy | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = str(path)
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._lock = threading.Lock()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: the write lock is taken up front, so claims never race."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def enqueue(self, spec: JobSpec) -> tuple[Job, bool]:
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO jobs (id, key, repo, sha, settings, status, created_at, updated_at,"
+                " not_before) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                (uuid.uuid4().hex, spec.key, spec.repo, spec.sha, spec.settings, now, now, now),
+            )
+            row = db.execute("SELECT * FROM jobs WHERE key = ?", (spec.key,)).fetchone()
+        return _job(row), cursor.rowcount == 1
+
+    def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        """Take the oldest ready job (queued and due, or running with an expired lease)."""
+        while True:
+            now = self._clock()
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT * FROM jobs WHERE (status = 'queued' AND not_before <= ?)"
+                    " OR (status = 'running' AND lease_expires < ?) ORDER BY not_before, created_at LIMIT 1",
+                    (now, now),
+                ).fetchone()
+                if row is None:
+                    return None
+                if row["status"] == "running" and row["attempts"] >= self.policy.max_attempts:
+                    db.execute(
+                        "UPDATE jobs SET status = 'failed', reason = ?, finished_at = ?, updated_at = ?,"
+                        " lease_owner = NULL, lease_expires = NULL WHERE id = ?",
+                        (f"gave up after {row['attempts']} attempts (worker lost)", now, now, row["id"]),
+                    )
+                    continue
+                db.execute(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?,"
+                    " lease_expires = ?, started_at = ?, updated_at = ? WHERE id = ?",
+                    (worker, now + lease_seconds, now, now, row["id"]),
+                )
+                return _job(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+
+    def heartbeat(self, job_id: str, worker: str, lease_seconds: float) -> bool:
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET lease_expires = ?, updated_at = ? WHERE id = ? AND lease_owner = ?"
+                " AND status = 'running'",
+                (now + lease_seconds, now, job_id, worker),
+            )
+        return cursor.rowcount == 1
+
+    def finish(
+        self, job_id: str, worker: str, status: JobStatus, reason: str | None, pr_url: str | None = None
+    ) -> bool:
+        if status not in FINAL:
+            raise ValueError(f"{status} is not a final status")
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, reason = ?, pr_url = COALESCE(?, pr_url), finished_at = ?,"
+                " updated_at = ?, lease_owner = NULL, lease_expires = NULL"
+                " WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (status, reason, pr_url, now, now, job_id, worker),
+            )
+        return cursor.rowcount == 1
+
+    def retry_later(self, job_id: str, worker: str, reason: str) -> bool:
+        """Back to the queue after a transient error, or failed once attempts are used up."""
+        now = self._clock()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT attempts FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (job_id, worker),
+            ).fetchone()
+            if row is None:
+                return False
+            attempts = row["attempts"]
+            if attempts >= self.policy.max_attempts:
+                db.execute(
+                    "UPDATE jobs SET status = 'failed', reason = ?, finished_at = ?, updated_at = ?,"
+                    " lease_owner = NULL, lease_expires = NULL WHERE id = ?",
+                    (f"gave up after {attempts} attempts: {reason}", now, now, job_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE jobs SET status = 'queued', reason = ?, not_before = ?, updated_at = ?,"
+                    " lease_owner = NULL, lease_expires = NULL WHERE id = ?",
+                    (f"retrying: {reason}", now + self.policy.delay(attempts), now, job_id),
+                )
+        return True
+
+    def requeue(self, job_id: str) -> Job:
+        """Operator retry: back to queued now, attempts reset."""
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, reason = 'retried by operator',"
+                " not_before = ?, updated_at = ?, finished_at = NULL,"
+                " lease_owner = NULL, lease_expires = NULL"
+                " WHERE id = ? AND status != 'running'",
+                (now, now, job_id),
+            )
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        if cursor.rowcount == 0:
+            raise ValueError(f"job {job_id} is running; wait for it or for its lease to expire")
+        return _job(row)
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return _job(row)
+
+    def recent(self, limit: int = 50, status: JobStatus | None = None) -> list[Job]:
+        query, args = "SELECT * FROM jobs", []
+        if status is not None:
+            query, args = query + " WHERE status = ?", [status]
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", [*args, limit]).fetchall()
+        return [_job(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        found = {row["status"]: row["n"] for row in rows}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def record_bot_commit(self, sha: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO bot_commits (sha, created_at) VALUES (?, ?)",
+                (sha.lower(), self._clock()),
+            )
+
+    def is_bot_commit(self, sha: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM bot_commits WHERE sha = ?", (sha.lower(),)).fetchone()
+        return row is not None
+
+    def ping(self) -> None:
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(**{key: row[key] for key in row.keys()})  # noqa: SIM118 — sqlite3.Row has no iteration of keys
+
+
+def _open_sqlite(url: str, policy: RetryPolicy) -> JobStore:
+    path = url.removeprefix("sqlite://")
+    path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db → rel.db, sqlite:////abs → /abs
+    if not path:
+        raise ConfigError(f"store URL {url!r} names no file")
+    return SQLiteJobStore(path, policy=policy)
+
+
+BACKENDS: dict[str, Callable[[str, RetryPolicy], JobStore]] = {"sqlite": _open_sqlite}
+
+
+def open_store(url: str, policy: RetryPolicy | None = None) -> JobStore:
+    """Open the backend named by the URL scheme (``sqlite:///path``)."""
+    scheme = url.split(":", 1)[0]
+    if scheme not in BACKENDS:
+        raise ConfigError(f"store URL scheme {scheme!r} not supported (known: {', '.join(BACKENDS)})")
+    return BACKENDS[scheme](url, policy or RetryPolicy())

@@ -1,0 +1,140 @@
+"""Workers: claim a job, keep its lease alive while the pipeline runs, record how it ended.
+
+``JobError`` decides the end: transient → back to the queue with backoff; permanent → failed;
+:class:`SkipJob` → skipped. A worker that dies leaves the job ``running`` until its lease runs
+out, then another worker claims it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+from bot.errors import PermanentJobError, SkipJob, TransientJobError
+from bot.hub import HubClient, set_hub_timeout
+from bot.jobs import Job, RetryPolicy
+from bot.pipeline import JobPipeline, Outcome
+from bot.sandbox import make_runner
+from bot.settings import BotSettings
+from bot.store import JobStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """One worker loop over a store; the job logic is a callable (the pipeline)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        run_job: Callable[[Job], Outcome],
+        *,
+        lease_seconds: float,
+        poll_seconds: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.run_job = run_job
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.name = name or worker_name()
+
+    def run_once(self) -> Job | None:
+        """Claim and run one job; ``None`` when nothing was ready."""
+        job = self.store.claim(self.name, self.lease_seconds)
+        if job is None:
+            return None
+        log.info(
+            "worker %s runs job %s (%s@%s, attempt %d)",
+            self.name,
+            job.id,
+            job.repo,
+            job.sha[:8],
+            job.attempts,
+        )
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job.id, stop), daemon=True)
+        beat.start()
+        try:
+            self._run(job)
+        finally:
+            stop.set()
+            beat.join()
+        return self.store.get(job.id)
+
+    def _run(self, job: Job) -> None:
+        try:
+            outcome = self.run_job(job)
+        except SkipJob as e:
+            recorded = self.store.finish(job.id, self.name, "skipped", e.reason)
+        except TransientJobError as e:
+            log.warning("job %s: transient error, will retry: %s", job.id, e)
+            recorded = self.store.retry_later(job.id, self.name, e.reason)
+        except PermanentJobError as e:
+            log.info("job %s failed: %s", job.id, e)
+            recorded = self.store.finish(job.id, self.name, "failed", e.reason)
+        except Exception as e:  # a bug or an unforeseen outside failure: bounded retries
+            log.exception("job %s: unexpected error", job.id)
+            recorded = self.store.retry_later(job.id, self.name, f"internal error: {type(e).__name__}: {e}")
+        else:
+            if outcome.pr_commit:
+                self.store.record_bot_commit(outcome.pr_commit)
+            recorded = self.store.finish(job.id, self.name, outcome.status, outcome.reason, outcome.pr_url)
+        if not recorded:
+            log.warning("job %s: lease lost before the outcome was recorded; another worker owns it", job.id)
+
+    def _heartbeat(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_seconds / 3):
+            if not self.store.heartbeat(job_id, self.name, self.lease_seconds):
+                log.warning("worker %s lost the lease of job %s", self.name, job_id)
+                return
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; errors of the store are logged, not fatal."""
+        while not stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:
+                log.exception("worker %s: store error", self.name)
+                ran = None
+            if ran is None:
+                stop.wait(self.poll_seconds)
+
+
+def build_worker(settings: BotSettings, store: JobStore | None = None) -> Worker:
+    """A worker wired from settings: store, Hub client, sandbox runner, pipeline."""
+    store = store or open_store(settings.store_url, retry_policy(settings))
+    set_hub_timeout(settings.hub_timeout)
+    hub = HubClient(endpoint=settings.hf_endpoint, token=settings.token(), bot_user=settings.bot_user)
+    pipeline = JobPipeline(settings, hub, make_runner(settings.sandbox, docker_image=settings.docker_image, check=True))
+    return Worker(store, pipeline.run, lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds)
+
+
+def retry_policy(settings: BotSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_seconds=settings.backoff_seconds,
+        max_seconds=settings.backoff_max_seconds,
+    )
+
+
+def start_worker_threads(
+    settings: BotSettings, store: JobStore, count: int
+) -> tuple[threading.Event, list[threading.Thread]]:
+    """``count`` in-process workers (the embedded default of ``serve``); set the event to stop them."""
+    stop = threading.Event()
+    threads = []
+    for i in range(count):
+        worker = build_worker(settings, store)
+        thread = threading.Thread(target=worker.run_forever, args=(stop,), name=f"export-worker-{i}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return stop, threads

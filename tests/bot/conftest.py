@@ -1,0 +1,63 @@
+"""Shared fixtures: settings for tests, a uvicorn server in a thread on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from bot.settings import BotSettings
+
+SECRET = "s3cret-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1 with real uvicorn; yields the base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> BotSettings:
+    values: dict[str, Any] = {
+        "webhook_secret": SECRET,
+        "store_url": f"sqlite:///{tmp_path / 'jobs.sqlite3'}",
+        "work_dir": tmp_path / "work",
+        "max_body_bytes": 64 * 1024,
+        "hf_endpoint": "http://127.0.0.1:9",  # guard: a test that forgets the fake Hub fails fast
+        **overrides,
+    }
+    return BotSettings(**values)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build settings explicitly; the developer's environment must not change them."""
+    for name in ("EXPORT_BOT_SETTINGS_FILE", "EXPORT_BOT_WEBHOOK_SECRET", "EXPORT_BOT_SANDBOX", "EXPORT_BOT_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,98 @@
+"""Reading the sandbox output: only verified regular files, never through a symlink."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.errors import UnsafeOutputError, ValidationFailedError
+from bot.outputs import check_output
+
+
+def write_output(out: Path, *, status: str = "passed", onnx: bytes = b"onnx-bytes", pt: bytes = b"pt-bytes") -> None:
+    out.mkdir(exist_ok=True)
+    (out / "model.onnx").write_bytes(onnx)
+    (out / "model.pt").write_bytes(pt)
+    files = [
+        {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in (("model.onnx", onnx), ("model.pt", pt))
+    ]
+    formats = [
+        {
+            "format": "onnx",
+            "checks": [
+                {
+                    "shape": {"batch": 3},
+                    "error": None,
+                    "outputs": [{"name": "logits", "passed": status == "passed", "max_abs_diff": 0.5, "atol": 0.0}],
+                }
+            ],
+        }
+    ]
+    (out / "report.json").write_text(json.dumps({"status": status, "files": files, "formats": formats}))
+    (out / "report.md").write_text("### report")
+
+
+def check(out: Path, formats: tuple[str, ...] = ("onnx", "torchscript")) -> object:
+    return check_output(out, formats=list(formats), prefix="", max_bytes=1 << 20)
+
+
+def test_passing_output_maps_to_repo_paths(tmp_path: Path) -> None:
+    write_output(tmp_path)
+    result = check(tmp_path)
+    assert set(result.files) == {"onnx/model.onnx", "torchscript/model.pt"}  # type: ignore[attr-defined]
+    assert result.report_md == "### report"  # type: ignore[attr-defined]
+
+
+def test_failed_validation_is_reported_with_the_numbers(tmp_path: Path) -> None:
+    write_output(tmp_path, status="failed")
+    with pytest.raises(ValidationFailedError, match=r"onnx batch=3 logits: max_abs_diff 0.5 > atol 0"):
+        check(tmp_path)
+
+
+def test_symlink_to_a_secret_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("hf_secret")
+    out = tmp_path / "out"
+    write_output(out)
+    (out / "model.onnx").unlink()
+    os.symlink(secret, out / "model.onnx")
+    with pytest.raises(UnsafeOutputError, match="regular file"):
+        check(out)
+
+
+def test_symlinked_report_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_output(out)
+    (out / "report.json").rename(tmp_path / "elsewhere.json")
+    os.symlink(tmp_path / "elsewhere.json", out / "report.json")
+    with pytest.raises(UnsafeOutputError):
+        check(out)
+
+
+def test_hash_mismatch_is_refused(tmp_path: Path) -> None:
+    write_output(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"pt-bytez")
+    with pytest.raises(UnsafeOutputError, match="does not match"):
+        check(tmp_path)
+
+
+def test_missing_format_is_refused(tmp_path: Path) -> None:
+    write_output(tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    report["files"] = report["files"][:1]
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    with pytest.raises(UnsafeOutputError, match="no torchscript file"):
+        check(tmp_path)
+    assert set(check(tmp_path, ("onnx",)).files) == {"onnx/model.onnx"}  # type: ignore[attr-defined]
+
+
+def test_garbage_report_is_refused(tmp_path: Path) -> None:
+    write_output(tmp_path)
+    (tmp_path / "report.json").write_text("[1, 2")
+    with pytest.raises(UnsafeOutputError, match="not JSON"):
+        check(tmp_path)

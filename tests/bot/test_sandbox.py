@@ -1,0 +1,179 @@
+"""The sandbox on its own, proven with a hostile script and a hostile pickle (no exporter involved)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import OUTPUT, SNAPSHOT, BwrapRunner, DockerRunner, ProcessRunner, SandboxRequest, make_runner
+from tests.bot.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
+
+TOKEN = "hf_SECRET_token_never_in_sandbox"
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def secrets_around(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The bot's token in its environment and in a token file under its HOME."""
+    home = tmp_path / "bot-home"
+    token_file = home / ".cache" / "huggingface" / "token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(TOKEN)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HOME", str(home))
+    return token_file
+
+
+def request(tmp_path: Path, *args: str, timeout: float = 60) -> SandboxRequest:
+    (tmp_path / "snapshot").mkdir(exist_ok=True)
+    (tmp_path / "output").mkdir(exist_ok=True)
+    return SandboxRequest(
+        args=args,
+        snapshot_dir=tmp_path / "snapshot",
+        output_dir=tmp_path / "output",
+        timeout=timeout,
+        memory_bytes=2 << 30,
+    )
+
+
+def all_output_text(output: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in output.rglob("*") if p.is_file())
+
+
+@pytest.mark.bwrap
+@needs_bwrap
+def test_hostile_script_gets_nothing_under_bwrap(tmp_path: Path, listener: Listener, secrets_around: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    result = BwrapRunner().run(
+        request(tmp_path, "-c", ATTACK, OUTPUT, str(listener.port), str(secrets_around), str(outside))
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((tmp_path / "output" / "observed.json").read_text())
+    assert seen["env_token"] is None and "HF_TOKEN" not in seen["env"]
+    assert "file_token" not in seen and seen["file_token_error"] == "FileNotFoundError"
+    assert seen["connected"] is False and seen["wrote_outside"] is False
+    assert seen.get("home_tokens") == []
+    assert listener.connections == 0 and not outside.exists()
+    assert TOKEN not in all_output_text(tmp_path / "output") + result.stdout + result.stderr
+
+
+@pytest.mark.bwrap
+@needs_bwrap
+def test_hostile_pickle_gets_nothing_under_bwrap(tmp_path: Path, listener: Listener, secrets_around: Path) -> None:
+    """Even a plain ``pickle.load`` (no weights_only) of the payload inside the sandbox is harmless."""
+    outside = tmp_path / "outside.txt"
+    (tmp_path / "snapshot").mkdir()
+    (tmp_path / "snapshot" / "pytorch_model.bin").write_bytes(
+        hostile_pickle(pickle_attack("/output", listener.port, secrets_around, outside))
+    )
+    load = "import pickle; pickle.load(open('/snapshot/pytorch_model.bin', 'rb'))"
+    result = BwrapRunner().run(request(tmp_path, "-c", load))
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((tmp_path / "output" / "observed.json").read_text())
+    assert seen["env_token"] is None and "file_token" not in seen
+    assert seen["connected"] is False and seen["wrote_outside"] is False
+    assert listener.connections == 0 and not outside.exists()
+    assert TOKEN not in all_output_text(tmp_path / "output")
+
+
+def test_control_without_isolation_the_attack_works(tmp_path: Path, listener: Listener, secrets_around: Path) -> None:
+    """The same script under the ``process`` backend reaches the network and the disk: the test has teeth.
+
+    (Even here the token is not in the environment, which every backend clears.)
+    """
+    outside = tmp_path / "outside.txt"
+    result = ProcessRunner().run(
+        request(tmp_path, "-c", ATTACK, OUTPUT, str(listener.port), str(secrets_around), str(outside))
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((tmp_path / "output" / "observed.json").read_text())
+    assert seen["env_token"] is None
+    assert seen["file_token"] == TOKEN and seen["connected"] is True and outside.exists()
+
+
+@pytest.mark.bwrap
+@needs_bwrap
+def test_snapshot_is_read_only_and_output_writable(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "try:\n    open(sys.argv[1] + '/x', 'w'); print('snapshot writable')\n"
+        "except OSError as e:\n    print('snapshot', type(e).__name__)\n"
+        "open(sys.argv[2] + '/y', 'w').write('ok')\n"
+    )
+    result = BwrapRunner().run(request(tmp_path, "-c", code, SNAPSHOT, OUTPUT))
+    assert result.stdout.strip() == "snapshot OSError", result.stderr
+    assert (tmp_path / "output" / "y").read_text() == "ok"
+    assert not (tmp_path / "snapshot" / "x").exists()
+
+
+@pytest.mark.bwrap
+@needs_bwrap
+def test_time_limit_kills_the_process_group(tmp_path: Path) -> None:
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    result = BwrapRunner().run(request(tmp_path, "-c", code, timeout=2))
+    assert result.timed_out and result.seconds < 10
+
+
+@pytest.mark.bwrap
+@needs_bwrap
+def test_memory_limit(tmp_path: Path) -> None:
+    code = "x = bytearray(3 << 30)"
+    result = BwrapRunner().run(request(tmp_path, "-c", code))
+    assert result.returncode == 1 and "MemoryError" in result.stderr
+
+
+def test_docker_command_line(tmp_path: Path) -> None:
+    req = request(tmp_path, "-m", "exporter", "export", "--model", SNAPSHOT, OUTPUT)
+    argv = DockerRunner(image="hub-exporter-bot:test").command(req, "c1")
+    joined = " ".join(argv)
+    for part in (
+        "--rm",
+        "--network none",
+        "--read-only",
+        f"--memory {2 << 30}",
+        "--cap-drop ALL",
+        "--security-opt no-new-privileges",
+        f"{tmp_path / 'snapshot'}:/snapshot:ro",
+        f"{tmp_path / 'output'}:/output:rw",
+        "--env HF_HUB_OFFLINE=1",
+    ):
+        assert part in joined
+    assert argv[-8:] == [
+        "hub-exporter-bot:test",
+        "python",
+        "-m",
+        "exporter",
+        "export",
+        "--model",
+        "/snapshot",
+        "/output",
+    ]
+    assert "HF_TOKEN" not in joined and os.environ.get("HF_TOKEN", "§") not in joined
+
+
+def test_bwrap_command_line_never_carries_the_token(tmp_path: Path, secrets_around: Path) -> None:
+    argv = BwrapRunner().command(request(tmp_path, "-c", "pass"))
+    joined = " ".join(argv)
+    assert "--unshare-all" in argv and "--clearenv" in argv and "--die-with-parent" in argv
+    assert TOKEN not in joined and str(secrets_around.parent) not in joined
+    assert str(Path(sys.prefix).resolve()) in joined
+
+
+def test_make_runner() -> None:
+    assert make_runner("bwrap").name == "bwrap"
+    assert make_runner("docker", docker_image="img").name == "docker"
+    with pytest.raises(ValueError, match="unknown sandbox"):
+        make_runner("chroot")

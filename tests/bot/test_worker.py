@@ -1,0 +1,234 @@
+"""The job pipeline against the fake Hub, in-process: skips, size limit, retries, hostile checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from bot.hub import marker, set_hub_timeout
+from bot.jobs import Job, JobSpec
+from bot.store import SQLiteJobStore
+from bot.worker import Worker, build_worker
+from tests.bot.conftest import make_settings
+from tests.bot.hostile import Listener, hostile_pickle, pickle_attack
+from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub, serve_fake_hub
+
+REPO = "alice/model"
+BERT_CONFIG = json.dumps(
+    {
+        "model_type": "bert",
+        "architectures": ["BertForSequenceClassification"],
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 37,
+        "max_position_embeddings": 64,
+    }
+).encode()
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    with serve_fake_hub(deliver_webhooks=False) as hub:
+        hub.create_repo(REPO)
+        yield hub
+
+
+def make_worker(tmp_path: Path, hub: FakeHub, **overrides: object) -> Worker:
+    settings = make_settings(
+        tmp_path,
+        hf_endpoint=hub.url,
+        hf_token=BOT_TOKEN,
+        lease_seconds=30,
+        backoff_seconds=0,
+        max_attempts=3,
+        **overrides,
+    )
+    return build_worker(settings)
+
+
+def run(worker: Worker, sha: str) -> Job:
+    job, _ = worker.store.enqueue(JobSpec(repo=REPO, sha=sha, settings="t"))
+    finished = worker.run_once()
+    assert finished is not None and finished.id == job.id
+    return finished
+
+
+def downloads(hub: FakeHub) -> list[str]:
+    return [r.path for r in hub.requests if "/resolve/" in r.path]
+
+
+def test_repo_without_config_is_skipped(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"README.md": b"# hello"})
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "skipped" and "no config.json" in (job.reason or "")
+
+
+def test_config_without_model_type_is_skipped(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"config.json": b"{}", "model.safetensors": b"x" * 16})
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "skipped" and "model_type" in (job.reason or "")
+
+
+def test_disabled_by_repo_config(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(
+        REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16, ".export-bot.yaml": b"enabled: false\n"}
+    )
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "skipped" and "enabled: false" in (job.reason or "")
+
+
+def test_invalid_repo_config_fails_with_reason(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(
+        REPO,
+        {
+            "config.json": BERT_CONFIG,
+            "model.safetensors": b"x" * 16,
+            ".export-bot.yaml": b"formats: [tflite]\nopset: 99\n",
+        },
+    )
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "failed" and job.attempts == 1
+    assert "formats" in (job.reason or "") and "opset" in (job.reason or "")
+
+
+def test_too_big_checkpoint_is_refused_before_download(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 5000})
+    job = run(make_worker(tmp_path, hub, max_checkpoint_bytes=4096), sha)
+    assert job.status == "failed" and "over the 4096 bytes limit" in (job.reason or "")
+    assert downloads(hub) == []
+
+
+def test_hub_5xx_is_retried_then_succeeds_past_it(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"README.md": b"no config"})
+    hub.inject_fault(r"/api/models/alice/model/revision/", status=503, times=1)
+    worker = make_worker(tmp_path, hub)
+    job = run(worker, sha)
+    assert job.status == "queued" and "503" in (job.reason or "")
+    again = worker.run_once()
+    assert again is not None and again.status == "skipped" and again.attempts == 2
+
+
+def test_hub_404_fails_without_retry(tmp_path: Path, hub: FakeHub) -> None:
+    worker = make_worker(tmp_path, hub)
+    worker.store.enqueue(JobSpec(repo="alice/missing", sha="d" * 40, settings="t"))
+    finished = worker.run_once()
+    assert finished is not None and finished.status == "failed" and finished.attempts == 1
+    assert "404" in (finished.reason or "")
+    assert worker.run_once() is None
+
+
+def test_persistent_5xx_gives_up_after_max_attempts(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"README.md": b"x"})
+    hub.inject_fault(r"/api/models/alice/model/revision/", status=502, times=10)
+    worker = make_worker(tmp_path, hub)
+    run(worker, sha)
+    worker.run_once()
+    last = worker.run_once()
+    assert last is not None and last.status == "failed" and "gave up after 3 attempts" in (last.reason or "")
+
+
+@pytest.mark.slow
+@pytest.mark.bwrap
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+def test_hostile_checkpoint_gets_nothing_and_the_job_fails(
+    tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pickle ``pytorch_model.bin`` that tries to steal the token, phone home and write outside."""
+    token_file = tmp_path / "bot-home" / ".cache" / "huggingface" / "token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(BOT_TOKEN)
+    monkeypatch.setenv("HOME", str(tmp_path / "bot-home"))
+    monkeypatch.setenv("HF_TOKEN", BOT_TOKEN)
+    listener = Listener()
+    outside = tmp_path / "pwned.txt"
+    payload = hostile_pickle(pickle_attack("/output", listener.port, token_file, outside))
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    sha = api.upload_file(path_or_fileobj=BERT_CONFIG, path_in_repo="config.json", repo_id=REPO).oid
+    sha = api.upload_file(path_or_fileobj=payload, path_in_repo="pytorch_model.bin", repo_id=REPO).oid
+    worker = make_worker(tmp_path, hub, keep_work_dirs=True)
+    try:
+        job = run(worker, sha)
+    finally:
+        listener.close()
+    assert job.status == "failed", job
+    assert "checkpoint problem" in (job.reason or "") or "export failed" in (job.reason or ""), job.reason
+    assert listener.connections == 0 and not outside.exists()
+    leftovers = "".join(p.read_text(errors="replace") for p in (tmp_path / "work").rglob("*") if p.is_file())
+    assert BOT_TOKEN not in leftovers and BOT_TOKEN not in (job.reason or "")
+    assert hub.pull_requests(REPO) == []
+    assert isinstance(worker.store, SQLiteJobStore)
+
+
+def test_dropped_connection_is_transient(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"README.md": b"x"})
+    hub.inject_fault(r"/api/models/alice/model/revision/", drop=True, times=1)
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "queued" and (job.reason or "").startswith("retrying: reading alice/model")
+
+
+def open_bot_pr(hub: FakeHub, sha: str) -> int:
+    """A PR as the bot opens it (marker first), without running an export."""
+    api = HfApi(endpoint=hub.url, token=BOT_TOKEN)
+    info = api.create_commit(
+        REPO,
+        [CommitOperationAdd("onnx/report.json", b"{}")],
+        commit_message="Add export",
+        commit_description=marker(sha) + "\nreport",
+        create_pr=True,
+        parent_commit=sha,
+    )
+    assert info.pr_num is not None
+    return info.pr_num
+
+
+def test_stale_commit_does_not_replace_a_newer_pr(tmp_path: Path, hub: FakeHub) -> None:
+    old = hub.push(REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16})
+    new = hub.push(REPO, {"model.safetensors": b"y" * 16})
+    newer_pr = open_bot_pr(hub, new)
+    job = run(make_worker(tmp_path, hub), old)
+    assert job.status == "skipped" and f"already has pull request #{newer_pr}" in (job.reason or "")
+    assert [pr.status for pr in hub.pull_requests(REPO)] == ["open"]
+
+
+def test_retry_after_pr_opened_finishes_the_supersede(tmp_path: Path, hub: FakeHub) -> None:
+    """A worker died after opening PR #2 but before closing #1: the retry closes #1, opens nothing."""
+    old = hub.push(REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16})
+    new = hub.push(REPO, {"model.safetensors": b"y" * 16})
+    first, second = open_bot_pr(hub, old), open_bot_pr(hub, new)
+    job = run(make_worker(tmp_path, hub), new)
+    assert job.status == "succeeded" and (job.pr_url or "").endswith(f"/discussions/{second}")
+    assert [(pr.num, pr.status) for pr in hub.pull_requests(REPO)] == [(first, "closed"), (second, "open")]
+    assert downloads(hub) == []  # nothing was fetched or exported again
+
+
+def test_forged_marker_in_a_report_is_not_trusted(tmp_path: Path, hub: FakeHub) -> None:
+    """Only the first line names the commit: a report quoting a marker cannot claim another sha."""
+    sha = hub.push(REPO, {"README.md": b"no config"})
+    api = HfApi(endpoint=hub.url, token=BOT_TOKEN)
+    api.create_commit(
+        REPO,
+        [CommitOperationAdd("x", b"x")],
+        commit_message="x",
+        create_pr=True,
+        parent_commit=sha,
+        commit_description="report\n" + marker(sha),
+    )
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "skipped" and "no config.json" in (job.reason or "")
+
+
+def test_hung_hub_times_out_and_is_retried(tmp_path: Path, hub: FakeHub) -> None:
+    sha = hub.push(REPO, {"README.md": b"x"})
+    hub.inject_fault(r"/api/models/alice/model/revision/", delay=5, times=1)
+    try:
+        job = run(make_worker(tmp_path, hub, hub_timeout=1), sha)
+    finally:
+        set_hub_timeout(60)
+    assert job.status == "queued" and "Timeout" in (job.reason or ""), job.reason
