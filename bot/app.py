@@ -73,6 +73,8 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
             data = json.loads(body)
         except ValueError as e:
             return answer("malformed", 400, {"detail": f"body is not JSON: {e}"})
+        except RecursionError:
+            return answer("malformed", 400, {"detail": "body is not JSON: nested too deeply"})
         try:
             payload = HubWebhookPayload.model_validate(data)
         except ValidationError as e:

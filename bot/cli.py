@@ -68,7 +68,7 @@ def worker(
     settings_file: SettingsOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Run workers apart from the web process (same store)."""
+    """Run workers apart from the web process: threads polling SQLite, or a Dramatiq worker on Redis."""
     from bot.store import open_store
     from bot.worker import retry_policy, start_worker_threads
 

@@ -7,14 +7,17 @@ commit as ``repo.headSha``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 ZERO_SHA = "0" * 40
 PR_REF_PREFIX = "refs/pr/"
 BRANCH_REF_PREFIX = "refs/heads/"
+# A Hub repo id: ``name`` or ``namespace/name``, letters, digits, ``-_.``; never ``..`` or a leading dot.
+REPO_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", re.ASCII)
 
 
 class _Model(BaseModel):
@@ -32,6 +35,13 @@ class WebhookRepo(_Model):
     id: str | None = None
     private: bool = False
     headSha: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _repo_id(cls, name: str) -> str:
+        if len(name) > 200 or ".." in name or not REPO_NAME.fullmatch(name):
+            raise ValueError("not a Hub repo id (namespace/name: letters, digits, '-', '_', '.')")
+        return name
 
 
 class UpdatedRef(_Model):

@@ -21,7 +21,7 @@ from bot.pr_text import pr_description, pr_title, usage_comment
 from bot.repo_config import RepoConfig, load_repo_config
 from bot.sandbox import SandboxRunner
 from bot.settings import BotSettings
-from bot.snapshot import fetch_snapshot, read_model_config
+from bot.snapshot import check_model_size, fetch_snapshot, read_model_config
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ class JobPipeline:
         merged = self.hub.merged_bot_pr(job.repo, job.sha)
         if merged is not None:
             return Outcome("skipped", f"commit is the merge of the bot's pull request #{merged}")
-        workdir = Path(self.settings.work_dir) / job.id
-        shutil.rmtree(workdir, ignore_errors=True)  # a retried job starts clean
+        workdir = Path(self.settings.work_dir) / f"{job.id}.{job.attempts}"
+        for earlier in Path(self.settings.work_dir).glob(f"{job.id}.*"):
+            shutil.rmtree(earlier, ignore_errors=True)  # a retried job starts clean
+        # A folder per attempt: a dead worker's orphaned export (a docker container) cannot write into it.
         workdir.mkdir(parents=True)
         try:
             return self._export_and_publish(job, workdir)
@@ -107,7 +109,9 @@ class JobPipeline:
             raise PermanentJobError(str(e)) from e
         if not config.enabled:
             return Outcome("skipped", "disabled by .export-bot.yaml (enabled: false)")
-        model_type = read_model_config(snapshot)["model_type"]
+        model_config = read_model_config(snapshot)
+        check_model_size(model_config, self.settings.max_checkpoint_bytes)
+        model_type = model_config["model_type"]
         limits = ExportLimits(
             timeout=self.settings.export_timeout,
             memory_bytes=self.settings.memory_bytes,

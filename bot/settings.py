@@ -58,6 +58,9 @@ class BotSettings(BaseSettings):
     backoff_seconds: float = Field(default=30.0, ge=0)
     backoff_max_seconds: float = Field(default=3600.0, ge=0)
     poll_seconds: float = Field(default=1.0, gt=0)
+    # Redis mode: a queued job nobody claimed this long after it was due (or a running job whose lease
+    # ran out) gets its message sent again by the sweeper in every worker process.
+    redispatch_seconds: float = Field(default=300.0, gt=0)
     keep_work_dirs: bool = False
 
     @classmethod

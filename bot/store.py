@@ -5,8 +5,8 @@ disk, so the webhook can answer 202. Workers :meth:`claim` a job with a lease an
 :meth:`heartbeat`; a job whose lease ran out (its worker died) is claimed again. Writes by a
 worker are guarded by its lease, so a worker that lost its lease cannot overwrite the outcome.
 
-A distributed backend (issue 6: a task engine on Redis) implements the same Protocol and is added
-to :data:`BACKENDS`; :func:`open_store` picks one from the URL scheme.
+The distributed backend (``redis://``, :mod:`bot.redis_store` with the Dramatiq glue in
+:mod:`bot.distributed`) implements the same Protocol; :func:`open_store` picks one from the URL scheme.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class JobStore(Protocol):
         ...
 
     def claim(self, worker: str, lease_seconds: float) -> Job | None: ...
+
+    def claim_job(self, job_id: str, worker: str, lease_seconds: float) -> Job | None:
+        """Take this job if it is due (or its lease ran out); ``None`` if it is not to be run now."""
+        ...
 
     def heartbeat(self, job_id: str, worker: str, lease_seconds: float) -> bool: ...
 
@@ -127,13 +131,20 @@ class SQLiteJobStore:
 
     def claim(self, worker: str, lease_seconds: float) -> Job | None:
         """Take the oldest ready job (queued and due, or running with an expired lease)."""
+        return self._claim(worker, lease_seconds, "", ())
+
+    def claim_job(self, job_id: str, worker: str, lease_seconds: float) -> Job | None:
+        return self._claim(worker, lease_seconds, " AND id = ?", (job_id,))
+
+    def _claim(self, worker: str, lease_seconds: float, where: str, args: tuple[str, ...]) -> Job | None:
         while True:
             now = self._clock()
             with self._tx() as db:
                 row = db.execute(
-                    "SELECT * FROM jobs WHERE (status = 'queued' AND not_before <= ?)"
-                    " OR (status = 'running' AND lease_expires < ?) ORDER BY not_before, created_at LIMIT 1",
-                    (now, now),
+                    "SELECT * FROM jobs WHERE ((status = 'queued' AND not_before <= ?)"
+                    f" OR (status = 'running' AND lease_expires < ?)){where}"
+                    " ORDER BY not_before, created_at LIMIT 1",
+                    (now, now, *args),
                 ).fetchone()
                 if row is None:
                     return None
@@ -273,11 +284,21 @@ def _open_sqlite(url: str, policy: RetryPolicy) -> JobStore:
     return SQLiteJobStore(path, policy=policy)
 
 
-BACKENDS: dict[str, Callable[[str, RetryPolicy], JobStore]] = {"sqlite": _open_sqlite}
+def _open_redis(url: str, policy: RetryPolicy) -> JobStore:
+    from bot.distributed import open_redis_store  # redis and dramatiq only when configured
+
+    return open_redis_store(url, policy)
+
+
+BACKENDS: dict[str, Callable[[str, RetryPolicy], JobStore]] = {
+    "sqlite": _open_sqlite,
+    "redis": _open_redis,
+    "rediss": _open_redis,  # Redis over TLS
+}
 
 
 def open_store(url: str, policy: RetryPolicy | None = None) -> JobStore:
-    """Open the backend named by the URL scheme (``sqlite:///path``)."""
+    """Open the backend named by the URL scheme (``sqlite:///path``, ``redis://host:port/db?prefix=P``)."""
     scheme = url.split(":", 1)[0]
     if scheme not in BACKENDS:
         raise ConfigError(f"store URL scheme {scheme!r} not supported (known: {', '.join(BACKENDS)})")

@@ -50,8 +50,15 @@ class Worker:
     def run_once(self) -> Job | None:
         """Claim and run one job; ``None`` when nothing was ready."""
         job = self.store.claim(self.name, self.lease_seconds)
-        if job is None:
-            return None
+        return None if job is None else self.run_claimed(job)
+
+    def run_job_id(self, job_id: str) -> Job | None:
+        """Claim and run this job (a queue message named it); ``None`` when it is not to run now."""
+        job = self.store.claim_job(job_id, self.name, self.lease_seconds)
+        return None if job is None else self.run_claimed(job)
+
+    def run_claimed(self, job: Job) -> Job:
+        """Run a job this worker holds the lease of, renewing the lease meanwhile; the job as stored after."""
         log.info(
             "worker %s runs job %s (%s@%s, attempt %d)",
             self.name,
@@ -129,7 +136,14 @@ def retry_policy(settings: BotSettings) -> RetryPolicy:
 def start_worker_threads(
     settings: BotSettings, store: JobStore, count: int
 ) -> tuple[threading.Event, list[threading.Thread]]:
-    """``count`` in-process workers (the embedded default of ``serve``); set the event to stop them."""
+    """``count`` workers in this process (threads polling SQLite, or a Dramatiq worker for Redis).
+
+    Set the event to stop them; each finishes its current job first.
+    """
+    if getattr(store, "dispatch", None) is not None:  # a store fed by a task engine
+        from bot.distributed import start_engine_workers
+
+        return start_engine_workers(settings, store, count)
     stop = threading.Event()
     threads = []
     for i in range(count):

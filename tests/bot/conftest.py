@@ -61,3 +61,28 @@ def _no_settings_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build settings explicitly; the developer's environment must not change them."""
     for name in ("EXPORT_BOT_SETTINGS_FILE", "EXPORT_BOT_WEBHOOK_SECRET", "EXPORT_BOT_SANDBOX", "EXPORT_BOT_STORE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis store URL with a key prefix of its own; fails (never skips) when no server answers."""
+    import uuid
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        pytest.fail(f"tests marked 'redis' need a Redis server on 127.0.0.1:6379 (.ci/run starts one): {e}")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{REDIS_URL}?prefix={prefix}"
+    finally:
+        keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()

@@ -156,5 +156,5 @@ def test_bot_commits_and_listing(store: SQLiteJobStore, clock: Clock) -> None:
 
 
 def test_unknown_store_scheme() -> None:
-    with pytest.raises(ConfigError, match="redis"):
-        open_store("redis://localhost:6379/0")
+    with pytest.raises(ConfigError, match="'postgres' not supported"):
+        open_store("postgres://localhost/jobs")
