@@ -38,7 +38,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 @pytest.mark.slow
 def test_quickstart_main_job_runs(tmp_path: Path) -> None:
     """Run the first command's job (the installed console script) exactly as the README writes it."""
-    install, job = quickstart_commands()[0].rsplit(" && ", 1)
+    _install, job = quickstart_commands()[0].rsplit(" && ", 1)
     assert job.startswith(".venv/bin/exporter quickstart ")
     script = Path(sys.executable).with_name("exporter")
     args = job.split()[1:]
