@@ -127,10 +127,10 @@ def _finish(report: Report, output_dir: Path, json_output: bool, quiet: bool, se
     color = "green" if report.status == "passed" else "red"
     err.print(
         f"[{color}]{report.status}[/{color}] {report.model_type} · {report.task}: "
-        f"{len(report.formats)} format(s) × {len(report.shapes)} shapes in {seconds:.1f}s → {output_dir}"
+        f"{len(report.formats)} file(s) × {len(report.shapes)} shapes in {seconds:.1f}s → {output_dir}"
     )
     for fmt in report.formats:
-        err.print(f"  {fmt.format}: {fmt.note}")
+        err.print(f"  {fmt.label}: {fmt.note}")
 
 
 @app.command()

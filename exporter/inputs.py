@@ -1,8 +1,14 @@
-"""Dummy inputs: deterministic tensors of a requested shape, made from the spec and the config."""
+"""Dummy inputs: deterministic tensors of a requested shape, made from the spec and the config.
+
+A shape names the size of each dynamic axis: ``batch`` and ``sequence`` for every text model, plus
+``decoder_sequence`` (decoder tokens of a seq2seq model) and ``past_sequence`` (tokens already in the
+key/value cache) where the graphs have them. Axes a request leaves out are derived from ``sequence``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import torch
@@ -12,17 +18,36 @@ from exporter.specs import InputSpec, ModelSpec
 Shape = Mapping[str, int]
 
 #: Shape the model is exported (and traced) at, then validation shapes; the second differs in every axis.
-EXPORT_SHAPE = {"batch": 2, "sequence": 16}
-VALIDATION_SHAPES = ({"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 11})
+EXPORT_SHAPE = {"batch": 2, "sequence": 16, "decoder_sequence": 5, "past_sequence": 7}
+VALIDATION_SHAPES = (
+    {"batch": 2, "sequence": 16, "decoder_sequence": 5, "past_sequence": 7},
+    {"batch": 3, "sequence": 11, "decoder_sequence": 3, "past_sequence": 4},
+)
+#: Axes whose size follows from others (``past_sequence + sequence``): never a key of a shape.
+DERIVED_AXES = frozenset({"total_sequence"})
+
+
+def complete_shape(shape: Shape) -> dict[str, int]:
+    """``shape`` with the decoder and past axes filled in from ``sequence`` where it lacks them."""
+    full = dict(shape)
+    sequence = int(full.get("sequence", 16))
+    full.setdefault("decoder_sequence", max(2, sequence // 3))
+    full.setdefault("past_sequence", max(2, sequence // 2 - 1))
+    return full
+
+
+def restrict_shape(shape: Shape, axes: Iterable[str]) -> dict[str, int]:
+    """The sizes of the axes in ``axes`` only (vision inputs have no sequence axis, encoders no past)."""
+    wanted = set(axes)
+    return {axis: size for axis, size in complete_shape(shape).items() if axis in wanted}
 
 
 def shape_for(spec: ModelSpec, task: str, shape: Shape) -> dict[str, int]:
-    """Drop axes the inputs do not have (vision inputs have no sequence axis)."""
-    axes = {axis for inp in spec.inputs_for(task) for axis in inp.dynamic_axes.values()}
-    return {axis: size for axis, size in shape.items() if axis in axes}
+    """Drop axes the spec's inputs do not have (vision inputs have no sequence axis)."""
+    return restrict_shape(shape, {axis for inp in spec.inputs_for(task) for axis in inp.dynamic_axes.values()})
 
 
-def select_inputs(spec: ModelSpec, task: str, forward_parameters: set[str]) -> tuple[InputSpec, ...]:
+def select_inputs(spec: ModelSpec, task: str, forward_parameters: AbstractSet[str]) -> tuple[InputSpec, ...]:
     """The spec's candidate inputs that this model's forward actually takes."""
     return tuple(inp for inp in spec.inputs_for(task) if inp.name in forward_parameters)
 
@@ -34,7 +59,26 @@ def make_inputs(
     generator = torch.Generator().manual_seed(seed)
     if spec.dummy_inputs is not None:
         return spec.dummy_inputs(config, shape, generator)
-    return {inp.name: _make(inp, config, shape, generator) for inp in inputs}
+    shape = complete_shape(shape)
+    tensors = {inp.name: _make(inp, config, shape, generator) for inp in inputs}
+    eos = getattr(config, "eos_token_id", None)
+    if spec.ids_end_with_eos and isinstance(eos, int) and "input_ids" in tensors:
+        tensors["input_ids"][:, -1] = eos
+    return tensors
+
+
+def token_ids(config: Any, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """Random ids, skipping the low ones, which are special tokens in most vocabularies."""
+    vocab = int(getattr(config, "vocab_size", 100))
+    return torch.randint(min(5, vocab - 1), vocab, (batch, length), generator=generator)
+
+
+def padding_mask(batch: int, length: int) -> torch.Tensor:
+    """Ones, except the tail of the last row when there is more than one: it exercises the masking path."""
+    mask = torch.ones(batch, length, dtype=torch.long)
+    if batch > 1 and length > 4:
+        mask[-1, -(length // 4) :] = 0
+    return mask
 
 
 def _image_size(config: Any) -> tuple[int, int]:
@@ -46,16 +90,13 @@ def _image_size(config: Any) -> tuple[int, int]:
 
 def _make(inp: InputSpec, config: Any, shape: Shape, generator: torch.Generator) -> torch.Tensor:
     batch = shape["batch"]
-    seq = shape.get("sequence", 1)
-    if inp.kind == "ids":
-        vocab = int(getattr(config, "vocab_size", 100))
-        # Skip the low ids, which are special tokens in most vocabularies.
-        return torch.randint(min(5, vocab - 1), vocab, (batch, seq), generator=generator)
-    if inp.kind == "mask":
-        mask = torch.ones(batch, seq, dtype=torch.long)
-        if batch > 1 and seq > 4:
-            mask[-1, -(seq // 4) :] = 0  # one padded row exercises the masking path
-        return mask
+    seq = shape.get("decoder_sequence" if inp.kind.startswith("decoder_") else "sequence", 1)
+    if inp.kind in ("ids", "decoder_ids"):
+        return token_ids(config, batch, seq, generator)
+    if inp.kind in ("mask", "decoder_mask"):
+        return padding_mask(batch, seq)
+    if inp.kind == "positions":
+        return torch.arange(seq).expand(batch, seq).contiguous()
     if inp.kind == "token_types":
         types = max(1, int(getattr(config, "type_vocab_size", 1) or 1))
         return torch.randint(0, types, (batch, seq), generator=generator)

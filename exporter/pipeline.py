@@ -1,7 +1,9 @@
-"""The export steps: resolve → load → inputs → export each format → validate each shape → report.
+"""The export steps: resolve → load → components → export each format → validate each shape → report.
 
 One frozen :class:`ExportRequest` in, one :class:`~exporter.report.Report` out. Each step is a
-function of its own; :func:`run_export` only strings them together and times them.
+function of its own; :func:`run_export` only strings them together and times them. The unit that
+formats export and validate is a :class:`~exporter.components.Component` (one graph: ``model``, or
+the encoder and decoders of a seq2seq model with past).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import numpy as np
 import torch
 
 from exporter import inputs as dummy
+from exporter.components import Component, build_components
 from exporter.errors import UnsupportedTaskError, ValidationFailedError
 from exporter.formats import FORMATS, ExportContext
 from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
 from exporter.loading import Checkpoint, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
-from exporter.outputs import flatten_outputs
-from exporter.report import FileEntry, FormatResult, Report
+from exporter.outputs import flatten_outputs, flatten_tensors
+from exporter.report import FileEntry, FormatResult, Report, ShapeCheck
 from exporter.specs import InputSpec, ModelSpec, get_spec
 from exporter.support import supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
@@ -64,6 +67,8 @@ class Loaded:
     config: Any
     model: Any
     inputs: tuple[InputSpec, ...]
+    #: Argument names of ``model.forward``.
+    forward_parameters: frozenset[str] = frozenset()
 
 
 def _quiet(_: str) -> None:
@@ -84,13 +89,15 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     request.output_dir.mkdir(parents=True, exist_ok=True)
     with _timed(timings, "load", progress, f"Loading {request.model}"):
         loaded = load(request)
-    context = build_context(loaded, request)
+        parts = [(component, component_context(loaded, component, request)) for component in build_components(loaded)]
     written: list[Path] = []
     for name in request.formats:
         with _timed(timings, name, progress, f"Exporting {name}"):
-            written += FORMATS[name].export(loaded.model, context)
+            for component, context in parts:
+                written += FORMATS[name].export(component.module, context)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
-        results = validate(loaded, request, context)
+        results = validate(loaded, request, parts)
+    axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
         model=loaded.checkpoint.source,
         revision=loaded.checkpoint.revision,
@@ -98,8 +105,8 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         architecture=type(loaded.model).__name__,
         task=loaded.task,
         opset=request.opset if "onnx" in request.formats else None,
-        export_shape=dummy.shape_for(loaded.spec, loaded.task, request.export_shape),
-        shapes=[dummy.shape_for(loaded.spec, loaded.task, s) for s in request.validation_shapes],
+        export_shape=dummy.restrict_shape(request.export_shape, axes),
+        shapes=[dummy.restrict_shape(shape, axes) for shape in request.validation_shapes],
         formats=results,
         files=[FileEntry.of(request.output_dir, path) for path in written],
         versions=versions(request.opset),
@@ -121,62 +128,92 @@ def load(request: ExportRequest) -> Loaded:
     task = task if request.task == AUTO else get_task(request.task).name
     if task not in tasks:
         raise UnsupportedTaskError(f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}")
-    for key, value in spec.config_overrides.get(task, {}).items():
-        setattr(config, key, value)
+    configure(config, spec, task)
     model_class = spec.model_class or get_task(task).auto()
     model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
-    parameters = set(inspect.signature(model.forward).parameters)
-    return Loaded(checkpoint, spec, task, config, model, dummy.select_inputs(spec, task, parameters))
+    parameters = frozenset(inspect.signature(model.forward).parameters)
+    return Loaded(checkpoint, spec, task, config, model, dummy.select_inputs(spec, task, parameters), parameters)
+
+
+def configure(config: Any, spec: ModelSpec, task: str) -> None:
+    """Apply the spec's overrides; no cache in the outputs unless the task exports it (``-with-past``)."""
+    if hasattr(config, "use_cache"):
+        config.use_cache = get_task(task).with_past
+    for key, value in spec.config_overrides.get(task, {}).items():
+        setattr(config, key, value)
 
 
 def build_context(loaded: Loaded, request: ExportRequest) -> ExportContext:
+    """The export context of the first (for most tasks the only) component."""
+    return component_context(loaded, build_components(loaded)[0], request)
+
+
+def component_context(loaded: Loaded, component: Component, request: ExportRequest) -> ExportContext:
     """Sample inputs at the export shape, their dynamic axes, and the output names of an eager run."""
-    shape = dummy.shape_for(loaded.spec, loaded.task, request.export_shape)
-    sample = dummy.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape)
+    sample = component.make_inputs(request.export_shape, 0)
     with torch.no_grad():
-        names = tuple(flatten_outputs(loaded.model(**sample)))
+        names = tuple(flatten_outputs(component.module(**sample)))
     limit = getattr(loaded.config, "max_position_embeddings", None)
     return ExportContext(
         inputs=sample,
-        dynamic_axes={inp.name: inp.dynamic_axes for inp in loaded.inputs if inp.name in sample},
-        output_names=loaded.spec.output_names or names,
+        dynamic_axes=component.dynamic_axes(sample),
+        output_names=component.output_names or names,
         axis_bounds=axis_bounds(loaded.spec, limit if isinstance(limit, int) and limit > 0 else None),
         opset=request.opset,
         output_dir=request.output_dir,
         external_data_threshold=request.external_data_threshold,
+        component=component.name,
     )
 
 
 def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[int | None, int | None]]:
     """``(min, max)`` of each dynamic axis: the spec's minimums, and the position table's length."""
     bounds: dict[str, tuple[int | None, int | None]] = {"batch": (spec.axis_min.get("batch"), None)}
-    bounds["sequence"] = (spec.axis_min.get("sequence"), max_sequence)
+    high = max_sequence - spec.sequence_headroom if max_sequence is not None else None
+    for axis in ("sequence", "decoder_sequence", "past_sequence"):
+        bounds[axis] = (spec.axis_min.get(axis), high)
     return bounds
 
 
-def validate(loaded: Loaded, request: ExportRequest, context: ExportContext) -> list[FormatResult]:
-    """Run eager PyTorch and every exported file on every validation shape; compare output by output."""
+def validate(
+    loaded: Loaded, request: ExportRequest, parts: list[tuple[Component, ExportContext]]
+) -> list[FormatResult]:
+    """Run eager PyTorch and every exported file on every validation shape; compare output by output.
+
+    One :class:`FormatResult` per format and component, format by format.
+    """
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
-    runners = {
-        name: FORMATS[name].load(context.output_dir / FORMATS[name].filename, context) for name in request.formats
-    }
-    checks: dict[str, list] = {name: [] for name in request.formats}
+    checks = {component.name: validate_component(component, context, request, atol) for component, context in parts}
+    results = []
+    for name in request.formats:
+        fmt = FORMATS[name]
+        for component, _ in parts:
+            shape_checks = checks[component.name][name]
+            passing = [c.shape for c in shape_checks if c.passed]
+            failing = [c.shape for c in shape_checks if not c.passed]
+            note = fmt.note(passing, failing)
+            file = f"{component.name}{fmt.suffix}"
+            results.append(FormatResult(name, file, shape_checks, note, component=component.name))
+    return results
+
+
+def validate_component(
+    component: Component, context: ExportContext, request: ExportRequest, atol: float
+) -> dict[str, list[ShapeCheck]]:
+    """Checks of one component's file in each format, one per validation shape."""
+    runners = {name: FORMATS[name].load(context.path(FORMATS[name].suffix), context) for name in request.formats}
+    axes = {axis for axes in context.dynamic_axes.values() for axis in axes.values()}
+    checks: dict[str, list[ShapeCheck]] = {name: [] for name in request.formats}
     for index, requested in enumerate(request.validation_shapes):
-        shape = dummy.shape_for(loaded.spec, loaded.task, requested)
-        tensors = dummy.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=index + 1)
+        shape = dummy.restrict_shape(requested, axes)
+        sample = component.make_inputs(requested, index + 1)
         with torch.no_grad():
-            reference = {k: v.numpy() for k, v in flatten_outputs(loaded.model(**tensors)).items()}
-        reference = {name: reference[name] for name in context.output_names if name in reference}
-        feeds = {name: t.numpy() for name, t in tensors.items()}
+            outputs = flatten_outputs(component.module(**sample))
+        reference = {name: outputs[name].numpy() for name in context.output_names if name in outputs}
+        feeds = {name: tensor.numpy() for name, tensor in flatten_tensors(sample).items()}
         for name, run in runners.items():
             checks[name].append(_check(run, feeds, reference, atol, shape))
-    results = []
-    for name, shape_checks in checks.items():
-        fmt = FORMATS[name]
-        passing = [c.shape for c in shape_checks if c.passed]
-        failing = [c.shape for c in shape_checks if not c.passed]
-        results.append(FormatResult(name, fmt.filename, shape_checks, fmt.note(passing, failing)))
-    return results
+    return checks
 
 
 def _check(
@@ -185,9 +222,7 @@ def _check(
     reference: dict[str, np.ndarray],
     atol: float,
     shape: dict[str, int],
-):
-    from exporter.report import ShapeCheck
-
+) -> ShapeCheck:
     try:
         actual = run(feeds)
     except Exception as e:  # the runtime refused this shape: a validation failure, reported as such
@@ -196,9 +231,14 @@ def _check(
     return compare_outputs(reference, actual, atol, shape)
 
 
+#: Every component name an export can write (see :mod:`exporter.components`).
+COMPONENT_NAMES = ("model", "encoder_model", "decoder_model", "decoder_with_past_model")
+
+
 def clean_output_dir(path: Path) -> None:
     """Remove what a previous export wrote there (only files this tool writes)."""
-    for name in ("model.onnx", "model.onnx.data", "model.pt", "report.json", "report.md"):
+    files = [f"{stem}{suffix}" for stem in COMPONENT_NAMES for suffix in (".onnx", ".onnx.data", ".pt")]
+    for name in (*files, "report.json", "report.md"):
         target = path / name
         if target.is_dir():
             shutil.rmtree(target)

@@ -10,7 +10,7 @@
       "opset": 18, "export_shape": {"batch": 2, "sequence": 16},
       "shapes": [{"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 7}],
       "formats": [
-        {"format": "onnx", "file": "model.onnx", "passed": true, "note": "...",
+        {"format": "onnx", "component": "model", "file": "model.onnx", "passed": true, "note": "...",
          "generalizes": true,
          "checks": [
            {"shape": {...}, "passed": true, "error": null,
@@ -20,6 +20,14 @@
       "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
       "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...}
     }
+
+``formats`` has one entry per format and *component*, format by format. Most tasks have one
+component, ``model``; a seq2seq ``-with-past`` export has three, ``encoder_model``,
+``decoder_model`` and ``decoder_with_past_model``, each its own file (``file``) with its own checks.
+A shape names every dynamic axis the component has: ``batch`` and ``sequence``, plus
+``decoder_sequence`` (decoder tokens) and ``past_sequence`` (tokens in the cache) where it has them;
+the top-level ``shapes`` are the union over the components. (``component`` was added in schema 1
+without a version bump: readers that ignore it see one entry per file, as before.)
 """
 
 from __future__ import annotations
@@ -59,12 +67,18 @@ class ShapeCheck:
 
 @dataclass(frozen=True)
 class FormatResult:
-    """Validation of one exported file across every tested shape."""
+    """Validation of one exported file (one format × component) across every tested shape."""
 
     format: str
     file: str
     checks: list[ShapeCheck]
     note: str = ""
+    component: str = "model"
+
+    @property
+    def label(self) -> str:
+        """``onnx``, or ``onnx decoder_model`` when the export has several components."""
+        return self.format if self.component == "model" else f"{self.format} {self.component}"
 
     @property
     def passed(self) -> bool:
@@ -120,7 +134,7 @@ class Report:
         lines = []
         for fmt in self.formats:
             for check in fmt.checks:
-                where = f"{fmt.format} {_shape_text(check.shape)}"
+                where = f"{fmt.label} {_shape_text(check.shape)}"
                 if check.error:
                     lines.append(f"{where}: {check.error}")
                 for out in check.outputs:
@@ -140,7 +154,8 @@ class Report:
         formats = base.pop("formats")
         data.update(base)
         data["formats"] = [
-            {**fmt, "passed": result.passed, "generalizes": result.generalizes}
+            {"format": fmt.pop("format"), "component": fmt.pop("component"), **fmt}
+            | {"passed": result.passed, "generalizes": result.generalizes}
             for fmt, result in zip(formats, self.formats, strict=True)
         ]
         return data
@@ -187,14 +202,14 @@ def render_markdown(report: Report) -> str:
     for fmt in report.formats:
         for check in fmt.checks:
             if check.error:
-                lines.append(f"| {fmt.format} | {_shape_text(check.shape)} | — | — | — | — | ❌ {check.error} |")
+                lines.append(f"| {fmt.label} | {_shape_text(check.shape)} | — | — | — | — | ❌ {check.error} |")
             for out in check.outputs:
                 mark = "✅" if out.passed else "❌"
                 lines.append(
-                    f"| {fmt.format} | {_shape_text(check.shape)} | `{out.name}` | {out.max_abs_diff:.2e} "
+                    f"| {fmt.label} | {_shape_text(check.shape)} | `{out.name}` | {out.max_abs_diff:.2e} "
                     f"| {out.max_rel_diff:.2e} | {out.atol:g} | {mark} |"
                 )
-    notes = [f"- **{fmt.format}**: {fmt.note}" for fmt in report.formats if fmt.note]
+    notes = [f"- **{fmt.label}**: {fmt.note}" for fmt in report.formats if fmt.note]
     if notes:
         lines += ["", *notes]
     if report.files:

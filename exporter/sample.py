@@ -31,6 +31,35 @@ _VISION = {
     "intermediate_size": 37,
 }
 _XLM = {"vocab_size": 128, "emb_dim": 32, "n_layers": 1, "n_heads": 4, "max_position_embeddings": 64}
+# Decoders and seq2seq models get two layers: the cache of a -with-past export is per layer.
+_BART_LIKE = {
+    "vocab_size": 128,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 37,
+    "decoder_ffn_dim": 37,
+    "max_position_embeddings": 64,
+}
+# GPT-style special ids inside the tiny vocabulary. A classification head pools the last non-padding
+# token, so it needs a padding id (0: never a dummy id).
+_GPT_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+# Llama-style: grouped-query attention (2 key/value heads for 4 query heads), explicit head size.
+_LLAMA_LIKE = {
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "max_position_embeddings": 64,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
 
 #: Small sizes per model type: every architecture the test-suite exports.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
@@ -77,6 +106,56 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "xlm-roberta": _BERT_LIKE,
     "xlm-roberta-xl": _BERT_LIKE,
     "beit": _VISION,
+    # Seed decoders and seq2seq models. Special token ids are moved inside the tiny vocabulary.
+    "bart": _BART_LIKE,
+    "bigbird_pegasus": {**_BART_LIKE, "attention_type": "original_full", "block_size": 4, "num_random_blocks": 2},
+    "blenderbot": _BART_LIKE,
+    "blenderbot-small": _BART_LIKE,
+    "m2m_100": _BART_LIKE,
+    "marian": {**_BART_LIKE, "pad_token_id": 1, "decoder_start_token_id": 1, "eos_token_id": 0},
+    "mbart": _BART_LIKE,
+    "plbart": _BART_LIKE,
+    "t5": {
+        "vocab_size": 128,
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 37,
+        "num_layers": 2,
+        "num_decoder_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+        "relative_attention_max_distance": 16,
+        "decoder_start_token_id": 0,
+    },
+    "gpt2": {"vocab_size": 128, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64, **_GPT_IDS},
+    "gpt_neo": {
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 4,
+        "attention_types": [[["global", "local"], 1]],
+        "max_position_embeddings": 64,
+        **_GPT_IDS,
+    },
+    "gptj": {
+        "vocab_size": 128,
+        "n_embd": 32,
+        "n_layer": 2,
+        "n_head": 4,
+        "n_positions": 64,
+        "rotary_dim": 4,
+        **_GPT_IDS,
+    },
+    # Modern decoder LMs.
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "phi3": _LLAMA_LIKE,
+    "gemma2": _LLAMA_LIKE,
+    "gemma3_text": _LLAMA_LIKE,
+    "granite": _LLAMA_LIKE,
+    "olmo2": _LLAMA_LIKE,
     "data2vec-vision": _VISION,
     "deit": _VISION,
     "vit": _VISION,

@@ -7,12 +7,18 @@ from exporter.tasks import TASKS
 
 
 def supported_tasks(spec: ModelSpec) -> tuple[str, ...]:
-    """Tasks of the spec's modality that transformers has a head for (or the spec's own list)."""
+    """Tasks of the spec's modality that transformers has a head for (or the spec's own list).
+
+    Models with a key/value cache (``family`` decoder or encoder-decoder) also get the ``-with-past``
+    variant of each of their ``default`` / ``causal-lm`` / ``seq2seq-lm`` tasks.
+    """
     if spec.tasks is not None:
         return spec.tasks
-    names = []
+    names: list[str] = []
     for task in TASKS.values():
         if task.modality not in ("any", spec.modality):
+            continue
+        if task.with_past and (spec.family == "encoder" or task.base not in names):
             continue
         if spec.model_class is not None or task.model_classes(spec.model_type):
             names.append(task.name)

@@ -9,6 +9,8 @@ from transformers.models.auto import modeling_auto
 
 from exporter.errors import UnsupportedTaskError
 
+WITH_PAST = "-with-past"
+
 
 @dataclass(frozen=True)
 class Task:
@@ -18,6 +20,13 @@ class Task:
     auto_class: str
     mapping: str
     modality: str = "any"
+    #: A ``-with-past`` task: the graphs take the past key/values and return the present ones.
+    with_past: bool = False
+
+    @property
+    def base(self) -> str:
+        """The task without its ``-with-past`` suffix (``causal-lm-with-past`` → ``causal-lm``)."""
+        return self.name.removesuffix(WITH_PAST)
 
     def model_classes(self, model_type: str) -> tuple[str, ...]:
         """Class names transformers maps ``model_type`` to for this task (empty when it has none)."""
@@ -62,6 +71,17 @@ TASKS: dict[str, Task] = {
             "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
             "vision",
         ),
+        Task("default-with-past", "AutoModel", "MODEL_MAPPING_NAMES", "text", with_past=True),
+        Task(
+            "causal-lm-with-past", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", with_past=True
+        ),
+        Task(
+            "seq2seq-lm-with-past",
+            "AutoModelForSeq2SeqLM",
+            "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+            "text",
+            with_past=True,
+        ),
     )
 }
 AUTO = "auto"
@@ -79,14 +99,15 @@ def get_task(name: str) -> Task:
 def infer_task(model_type: str, architectures: list[str] | None, supported: tuple[str, ...]) -> str:
     """The task whose head is the checkpoint's ``config.architectures[0]``; ``default`` when none is named.
 
-    Only tasks in ``supported`` are considered, so the answer is always exportable.
+    Only tasks in ``supported`` are considered, so the answer is always exportable; a ``-with-past``
+    task is never inferred (it is a choice of graph, not of head): pass it with ``--task``.
     """
     if not architectures:
         return "default"
     architecture = architectures[0]
     # Most specific first: a class can sit in two mappings (XLMWithLMHeadModel is masked- and causal-lm).
     for name in supported:
-        if name != "default" and architecture in TASKS[name].model_classes(model_type):
+        if name != "default" and not TASKS[name].with_past and architecture in TASKS[name].model_classes(model_type):
             return name
     if architecture in TASKS["default"].model_classes(model_type):
         return "default"

@@ -1,4 +1,9 @@
-"""The export-format interface: write a file from a model, then load it back as a runner."""
+"""The export-format interface: write a file from a model, then load it back as a runner.
+
+A format exports one *component* at a time: ``model`` for most tasks, ``encoder_model`` /
+``decoder_model`` / ``decoder_with_past_model`` for a seq2seq model with past. The file of a
+component is its name plus the format's suffix (``decoder_model.onnx``, ``decoder_model.pt``).
+"""
 
 from __future__ import annotations
 
@@ -8,28 +13,46 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
+
+from exporter.outputs import flatten_tensors
 
 Runner = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExportContext:
-    """What every format needs besides the model: sample inputs, their dynamic axes, the output names."""
+    """What every format needs besides the model: sample inputs, their dynamic axes, the output names.
 
-    inputs: Mapping[str, torch.Tensor]
+    ``inputs`` are the keyword arguments of the module, possibly nested (``past_key_values`` is a
+    dict of dicts of tensors); ``dynamic_axes`` are keyed by the flat input names.
+    """
+
+    inputs: Mapping[str, Any]
     dynamic_axes: Mapping[str, Mapping[int, str]]
     output_names: tuple[str, ...]
     axis_bounds: Mapping[str, tuple[int | None, int | None]]
     opset: int
     output_dir: Path
     external_data_threshold: int
+    component: str = "model"
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Flat input names, in the order the graph takes them (``past_key_values.0.key`` …)."""
+        return tuple(flatten_tensors(self.inputs))
+
+    def path(self, suffix: str) -> Path:
+        """Where this component goes in this format: ``output_dir / (component + suffix)``."""
+        return self.output_dir / f"{self.component}{suffix}"
 
 
 class ExportFormat(Protocol):
     """One way to ship a model: ONNX, TorchScript, …"""
 
     name: str
+    #: ``.onnx``, ``.pt``: the file of a component is ``<component><suffix>``.
+    suffix: str
+    #: The file of the single-graph export (component ``model``).
     filename: str
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:

@@ -15,17 +15,29 @@ from exporter.formats.base import ExportContext, Runner
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
-def _dynamic_shapes(context: ExportContext) -> dict[str, dict[int, Any]]:
+def _dynamic_shapes(context: ExportContext) -> dict[str, Any]:
+    """``torch.export`` dynamic shapes mirroring the (nested) inputs: one named ``Dim`` per axis name.
+
+    An axis whose size follows from others (``total_sequence`` = past + new tokens) is left for
+    ``torch.export`` to relate (``Dim.DYNAMIC``): a named ``Dim`` cannot be a sum of two others. So is
+    ``past_sequence``, whose range the model's code may narrow (past + new tokens within the
+    position table): a named ``Dim`` would make that an error instead of a refinement.
+    """
     from torch.export import Dim
+
+    from exporter.inputs import DERIVED_AXES
+    from exporter.outputs import nest
 
     dims: dict[str, Any] = {}
     for axis_name in {name for axes in context.dynamic_axes.values() for name in axes.values()}:
         low, high = context.axis_bounds.get(axis_name, (None, None))
-        dims[axis_name] = Dim(axis_name, min=low, max=high)
-    return {
-        name: {position: dims[axis_name] for position, axis_name in context.dynamic_axes[name].items()}
-        for name in context.inputs
+        related = axis_name in DERIVED_AXES or axis_name == "past_sequence"
+        dims[axis_name] = Dim.DYNAMIC if related else Dim(axis_name, min=low, max=high)
+    flat = {
+        name: {position: dims[axis_name] for position, axis_name in context.dynamic_axes.get(name, {}).items()}
+        for name in context.input_names
     }
+    return nest(flat)
 
 
 def initializer_bytes(model: Any) -> int:
@@ -36,6 +48,7 @@ class OnnxFormat:
     """``model.onnx`` (+ ``model.onnx.data`` for large models), validated with onnxruntime on CPU."""
 
     name = "onnx"
+    suffix = ".onnx"
     filename = "model.onnx"
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
@@ -48,7 +61,7 @@ class OnnxFormat:
             program, _metadata = OnnxExporter().export_program(model, dict(context.inputs), config)
         except Exception as e:
             raise ExportFailedError(f"ONNX export failed: {_first_line(e)}") from e
-        path = context.output_dir / self.filename
+        path = context.path(self.suffix)
         data = path.with_name(path.name + ".data")
         data.unlink(missing_ok=True)
         if initializer_bytes(program) > context.external_data_threshold:

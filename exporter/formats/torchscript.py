@@ -16,11 +16,15 @@ import torch
 
 from exporter.errors import ExportFailedError
 from exporter.formats.base import ExportContext, Runner
-from exporter.outputs import flatten_outputs
+from exporter.outputs import flatten_outputs, flatten_tensors, nest
 
 
 class _TupleOutputs(torch.nn.Module):
-    """Positional tensors in, a tuple of the named outputs out: the calling convention of a trace."""
+    """Positional tensors in, a tuple of the named outputs out: the calling convention of a trace.
+
+    Inputs come in the order of the flat input names (``past_key_values.0.key`` …) and are nested
+    back into the module's keyword arguments.
+    """
 
     def __init__(self, model: torch.nn.Module, input_names: tuple[str, ...], output_names: tuple[str, ...]):
         super().__init__()
@@ -29,24 +33,26 @@ class _TupleOutputs(torch.nn.Module):
         self.output_names = output_names
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = flatten_outputs(self.model(**dict(zip(self.input_names, args, strict=True))))
+        outputs = flatten_outputs(self.model(**nest(dict(zip(self.input_names, args, strict=True)))))
         return tuple(outputs[name] for name in self.output_names)
 
 
 class TorchScriptFormat:
-    """``model.pt``: a traced module taking inputs positionally, in the report's input order."""
+    """``model.pt``: a traced module taking inputs positionally, in the order of the flat input names."""
 
     name = "torchscript"
+    suffix = ".pt"
     filename = "model.pt"
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
-        input_names = tuple(context.inputs)
+        input_names = context.input_names
         wrapper = _TupleOutputs(model, input_names, context.output_names).eval()
-        path = context.output_dir / self.filename
+        path = context.path(self.suffix)
+        example = tuple(flatten_tensors(context.inputs).values())
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                traced = torch.jit.trace(wrapper, tuple(context.inputs.values()), check_trace=False, strict=False)
+                traced = torch.jit.trace(wrapper, example, check_trace=False, strict=False)
             torch.jit.save(traced, str(path))
         except Exception as e:
             raise ExportFailedError(f"TorchScript trace failed: {str(e).strip().splitlines()[0][:300]}") from e
@@ -54,7 +60,7 @@ class TorchScriptFormat:
 
     def load(self, path: Path, context: ExportContext) -> Runner:
         module = torch.jit.load(str(path), map_location="cpu").eval()
-        input_names = tuple(context.inputs)
+        input_names = context.input_names
 
         def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             with torch.no_grad():

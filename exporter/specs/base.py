@@ -13,8 +13,12 @@ from typing import Any, Literal
 import torch
 
 # How a dummy tensor is made; see ``exporter.inputs``.
-InputKind = Literal["ids", "mask", "token_types", "bbox", "pixels", "embeds"]
+InputKind = Literal[
+    "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask"
+]  # fmt: skip
 Modality = Literal["text", "vision"]
+#: ``encoder``: one stack; ``decoder``: a causal LM with a key/value cache; ``encoder-decoder``: seq2seq with one.
+Family = Literal["encoder", "decoder", "encoder-decoder"]
 DummyFactory = Callable[[Any, Mapping[str, int], torch.Generator], dict[str, torch.Tensor]]
 
 
@@ -30,6 +34,8 @@ class InputSpec:
         """Axes that vary at run time, by position, named as ONNX consumers expect."""
         if self.kind == "pixels":
             return {0: "batch"}
+        if self.kind in ("decoder_ids", "decoder_mask"):
+            return {0: "batch", 1: "decoder_sequence"}
         return {0: "batch", 1: "sequence"}
 
 
@@ -39,6 +45,12 @@ TEXT_INPUTS = (
     InputSpec(name="token_type_ids", kind="token_types"),
 )
 VISION_INPUTS = (InputSpec(name="pixel_values", kind="pixels"),)
+DECODER_INPUTS = (InputSpec(name="input_ids", kind="ids"), InputSpec(name="attention_mask", kind="mask"))
+SEQ2SEQ_INPUTS = (
+    *DECODER_INPUTS,
+    InputSpec(name="decoder_input_ids", kind="decoder_ids"),
+    InputSpec(name="decoder_attention_mask", kind="decoder_mask"),
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +69,13 @@ class ModelSpec:
         model_class: for architectures transformers' auto classes don't know (user specs).
         output_names: outputs to export, in order (default: every tensor of an eager run).
         axis_min: smallest size a dynamic axis may take, where the model's code needs one.
+        sequence_headroom: sequence axes stay this far below ``max_position_embeddings`` (GPT-Neo slices
+            its causal-mask buffer, whose full length takes another path).
+        family: ``decoder`` and ``encoder-decoder`` models also get the ``-with-past`` tasks; an
+            ``encoder-decoder`` one is split into ``encoder_model`` / ``decoder_model`` /
+            ``decoder_with_past_model`` graphs for ``seq2seq-lm-with-past`` and ``default-with-past``.
+        ids_end_with_eos: dummy token ids end with ``config.eos_token_id`` (BART-style classification
+            heads pool the hidden state at the ``</s>`` token and need exactly one per row).
     """
 
     model_type: str
@@ -71,8 +90,12 @@ class ModelSpec:
     model_class: type | None = None
     output_names: tuple[str, ...] | None = None
     axis_min: Mapping[str, int] = field(default_factory=dict)
+    sequence_headroom: int = 0
+    family: Family = "encoder"
+    ids_end_with_eos: bool = False
 
     def inputs_for(self, task: str) -> tuple[InputSpec, ...]:
+        task = task.removesuffix("-with-past")
         if task in self.task_inputs:
             return self.task_inputs[task]
         if self.inputs:

@@ -9,22 +9,56 @@ import pytest
 
 from exporter.pipeline import ExportRequest, run_export
 from exporter.sample import TINY_CONFIGS
+from exporter.specs import get_spec
 from exporter.support import support_matrix
+from exporter.tasks import get_task
 
 PAIRS = [(model_type, task) for model_type, tasks in support_matrix().items() for task in tasks]
+SEQ2SEQ_COMPONENTS = ["encoder_model", "decoder_model", "decoder_with_past_model"]
+#: Decoders and seq2seq models whose every pair runs by default: one per family, with every head.
+REFERENCE = {"gpt2", "bart", "t5"}
+
+
+def in_default_run(model_type: str, task: str) -> bool:
+    """Every encoder pair; every pair of the reference decoders; the LM-with-past graph of the others.
+
+    The LM-with-past graph exercises the whole model and its cache; the other pairs of those
+    architectures differ from the reference ones only by a head transformers shares across them.
+    They are marked ``exhaustive`` (deselected by default, ``pytest -m exhaustive`` runs them) to
+    keep the suite's time in budget: each export is seconds of torch.export, however tiny the model.
+    """
+    family = get_spec(model_type).family
+    if family == "encoder" or model_type in REFERENCE:
+        return True
+    return task == ("seq2seq-lm-with-past" if family == "encoder-decoder" else "causal-lm-with-past")
+
+
+def _param(model_type: str, task: str) -> object:
+    marks = [pytest.mark.slow] + ([] if in_default_run(model_type, task) else [pytest.mark.exhaustive])
+    return pytest.param(model_type, task, marks=marks, id=f"{model_type}-{task}")
+
+
+def expected_components(model_type: str, task: str) -> list[str]:
+    """The files a pair writes: a seq2seq model with past is split in three, everything else is one graph."""
+    seq2seq = get_spec(model_type).family == "encoder-decoder" and get_task(task).base != "causal-lm"
+    return SEQ2SEQ_COMPONENTS if get_task(task).with_past and seq2seq else ["model"]
 
 
 def test_every_supported_pair_has_a_test() -> None:
     """The registry and the test matrix cannot drift apart: each pair needs a tiny config here."""
     untested = sorted({model_type for model_type, _ in PAIRS} - set(TINY_CONFIGS))
     assert not untested, f"supported but untested architectures: {untested}"
-    assert len(PAIRS) >= 100
+    assert len(PAIRS) >= 200
+    with_past = {task for _, task in PAIRS if get_task(task).with_past}
+    assert with_past == {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+    # every architecture is exported by the default run, and every task of the matrix too
+    assert {m for m, t in PAIRS if in_default_run(m, t)} == {m for m, _ in PAIRS}
+    assert {t for m, t in PAIRS if in_default_run(m, t)} == {t for _, t in PAIRS}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("model_type", "task"), PAIRS, ids=[f"{m}-{t}" for m, t in PAIRS])
+@pytest.mark.parametrize(("model_type", "task"), [_param(m, t) for m, t in PAIRS])
 def test_export_and_validate(model_type: str, task: str, checkpoint_factory, tmp_path: Path) -> None:
-    checkpoint = checkpoint_factory(model_type, task)
+    checkpoint = checkpoint_factory(model_type, get_task(task).base)
     report = run_export(ExportRequest(model=str(checkpoint), task=task, output_dir=tmp_path))
 
     assert report.status == "passed", report.failures()
@@ -32,11 +66,24 @@ def test_export_and_validate(model_type: str, task: str, checkpoint_factory, tmp
     assert data["status"] == "passed"
     assert data["model_type"] == model_type
     assert data["task"] == task
-    assert [f["format"] for f in data["formats"]] == ["onnx", "torchscript"]
+    components = expected_components(model_type, task)
+    expected = [(fmt, c) for fmt in ("onnx", "torchscript") for c in components]
+    assert [(f["format"], f["component"]) for f in data["formats"]] == expected
     shapes = {json.dumps(s, sort_keys=True) for s in data["shapes"]}
     assert len(shapes) == 2
     for fmt in data["formats"]:
         assert len(fmt["checks"]) == 2
         assert all(check["outputs"] for check in fmt["checks"])
     written = {f["path"] for f in data["files"]}
-    assert {"model.onnx", "model.pt"} <= written
+    assert {f"{c}{suffix}" for c in components for suffix in (".onnx", ".pt")} <= written
+    if get_task(task).with_past:
+        outputs = {out["name"] for fmt in data["formats"] for out in fmt["checks"][0]["outputs"]}
+        assert any(name.startswith("present.1.") for name in outputs)
+        # validated with a real, non-empty past of two different lengths
+        past = {
+            check["shape"]["past_sequence"]
+            for fmt in data["formats"]
+            for check in fmt["checks"]
+            if "past_sequence" in check["shape"]
+        }
+        assert len(past) == 2 and min(past) > 0

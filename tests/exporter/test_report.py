@@ -74,3 +74,23 @@ def test_json_and_markdown(tmp_path: Path) -> None:
     markdown = (tmp_path / "report.md").read_text()
     assert "| onnx | batch=2,sequence=8 | `logits` |" in markdown
     assert hashlib.sha256(b"onnx bytes").hexdigest() in markdown
+
+
+def test_components_are_entries_of_their_own(tmp_path: Path) -> None:
+    """A seq2seq export with past: one entry per format × component, labelled in failures and markdown."""
+    report = _report(tmp_path, atol=1e-2)
+    check = report.formats[0].checks[0]
+    failing = compare_outputs({"logits": np.zeros(2)}, {"logits": np.ones(2)}, 1e-4, check.shape)
+    report.formats = [
+        FormatResult("onnx", "encoder_model.onnx", [check], "ok", component="encoder_model"),
+        FormatResult("onnx", "decoder_model.onnx", [failing], "bad", component="decoder_model"),
+    ]
+    data = report.to_dict()
+    assert [(f["format"], f["component"], f["file"], f["passed"]) for f in data["formats"]] == [
+        ("onnx", "encoder_model", "encoder_model.onnx", True),
+        ("onnx", "decoder_model", "decoder_model.onnx", False),
+    ]
+    assert data["status"] == "failed"
+    assert report.failures() == ["onnx decoder_model batch=2,sequence=8 logits: max_abs_diff 1 > atol 0.0001"]
+    assert "| onnx decoder_model |" in report.to_markdown()
+    assert FormatResult("onnx", "model.onnx", [check]).label == "onnx"

@@ -21,8 +21,27 @@ SEED_TASKS = {
 }
 
 
+WITH_PAST_TASKS = {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+
+
 def test_task_names_are_the_seed_names() -> None:
-    assert set(TASKS) == SEED_TASKS
+    assert set(TASKS) == SEED_TASKS | WITH_PAST_TASKS
+    assert {name for name, task in TASKS.items() if task.with_past} == WITH_PAST_TASKS
+    assert TASKS["seq2seq-lm-with-past"].base == "seq2seq-lm"
+
+
+def test_with_past_tasks_follow_the_cache() -> None:
+    """Decoders and seq2seq models get the -with-past variant of their LM tasks; encoders never do."""
+    assert supported_tasks(get_spec("gpt2"))[-2:] == ("default-with-past", "causal-lm-with-past")
+    assert {"default-with-past", "seq2seq-lm-with-past"} <= set(supported_tasks(get_spec("t5")))
+    assert "causal-lm-with-past" not in supported_tasks(get_spec("t5"))  # T5 has no causal-lm head
+    assert not WITH_PAST_TASKS & set(supported_tasks(get_spec("bert")))  # BERT's causal-lm has no cache export
+
+
+def test_with_past_is_never_inferred() -> None:
+    tasks = supported_tasks(get_spec("gpt2"))
+    assert infer_task("gpt2", ["GPT2LMHeadModel"], tasks) == "causal-lm"
+    assert infer_task("t5", ["T5ForConditionalGeneration"], supported_tasks(get_spec("t5"))) == "seq2seq-lm"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,168 @@
+"""Components: the graphs one export writes, each exported and validated by every format on its own.
+
+Most tasks have one component, ``model``: the model itself with the spec's inputs. A ``-with-past``
+task wraps the model so its cache comes in and out as named tensors (:mod:`exporter.past`):
+
+=========================== ================================================================
+task                        components (files ``<name>.onnx`` / ``<name>.pt``)
+=========================== ================================================================
+decoder ``*-with-past``     ``model``: ``input_ids``, ``attention_mask`` (past + new tokens),
+                            ``position_ids`` (when the model takes them), ``past_key_values.*``
+seq2seq ``*-with-past``     ``encoder_model``; ``decoder_model`` (first step, no past in, the
+                            whole cache out); ``decoder_with_past_model`` (past in, the
+                            self-attention part of the cache out)
+=========================== ================================================================
+
+Each component makes its own sample inputs for a shape: the past is real, from running the model
+on a prefix of ``past_sequence`` tokens, never random tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from exporter import inputs as dummy
+from exporter.outputs import flatten_tensors
+from exporter.past import DecoderWithPast, Seq2SeqDecoder, Seq2SeqEncoder
+from exporter.tasks import get_task
+
+if TYPE_CHECKING:
+    from exporter.pipeline import Loaded
+
+InputFactory = Callable[[Mapping[str, int], int], dict[str, Any]]
+_BATCH_SEQUENCE = {0: "batch", 1: "sequence"}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One graph: a module, how to make its (possibly nested) inputs for a shape, and their dynamic axes.
+
+    Attributes:
+        name: the file stem (``model``, ``encoder_model`` …).
+        module: called with the inputs as keyword arguments.
+        make_inputs: ``(shape, seed) -> inputs``; the same shape and seed give the same tensors.
+        axes: dynamic axes of each flat input name, by position (``{0: "batch", 2: "past_sequence"}``).
+        output_names: outputs to export, in order; ``None``: every tensor of an eager run.
+    """
+
+    name: str
+    module: Any
+    make_inputs: InputFactory
+    axes: Callable[[str], Mapping[int, str]]
+    output_names: tuple[str, ...] | None = None
+
+    def dynamic_axes(self, sample: Mapping[str, Any]) -> dict[str, Mapping[int, str]]:
+        return {name: self.axes(name) for name in flatten_tensors(sample)}
+
+
+def build_components(loaded: Loaded) -> list[Component]:
+    """The graphs of ``loaded.task``: one ``model``, or the cache-carrying ones of a ``-with-past`` task."""
+    task = get_task(loaded.task)
+    if not task.with_past:
+        return [_single(loaded)]
+    main = "logits" if task.base in ("causal-lm", "seq2seq-lm") else "last_hidden_state"
+    if loaded.spec.family == "encoder-decoder" and task.base != "causal-lm":
+        return seq2seq_components(loaded, main)
+    return [decoder_component(loaded, main)]
+
+
+def _single(loaded: Loaded) -> Component:
+    def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
+        return dict(dummy.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=seed))
+
+    by_name = {inp.name: inp.dynamic_axes for inp in loaded.inputs}
+    return Component("model", loaded.model, make, lambda name: by_name.get(name, {}), loaded.spec.output_names)
+
+
+def _past_axes(name: str) -> Mapping[int, str]:
+    """Axes of the cache tensors: the cross-attention cache is as long as the encoder's input."""
+    if name.endswith((".encoder.key", ".encoder.value")):
+        return {0: "batch", 2: "sequence"}
+    return {0: "batch", 2: "past_sequence"}
+
+
+def _left_padded(batch: int, length: int) -> torch.Tensor:
+    """Ones, but the first position of the last row is padding: a batch of generations pads on the left."""
+    mask = torch.ones(batch, length, dtype=torch.long)
+    if batch > 1:
+        mask[-1, 0] = 0
+    return mask
+
+
+def decoder_component(loaded: Loaded, main: str) -> Component:
+    """``model`` taking ``past_key_values.{i}.key`` / ``.value`` and returning ``present.{i}.*``."""
+    module = DecoderWithPast(loaded.model, main).eval()
+    takes_positions = "position_ids" in loaded.forward_parameters
+
+    def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
+        shape = dummy.complete_shape(shape)
+        batch, new, past = shape["batch"], shape["sequence"], shape["past_sequence"]
+        generator = torch.Generator().manual_seed(seed)
+        prefix = dummy.token_ids(loaded.config, batch, past, generator)
+        mask = _left_padded(batch, past + new)
+        positions = torch.arange(past + new).expand(batch, -1)
+        first: dict[str, Any] = {"input_ids": prefix, "attention_mask": mask[:, :past]}
+        if takes_positions:
+            first["position_ids"] = positions[:, :past]
+        with torch.no_grad():
+            cache = module(**first)["present"]
+        sample: dict[str, Any] = {"input_ids": dummy.token_ids(loaded.config, batch, new, generator)}
+        sample["attention_mask"] = mask
+        if takes_positions:
+            sample["position_ids"] = positions[:, past:].contiguous()
+        sample["past_key_values"] = cache
+        return sample
+
+    def axes(name: str) -> Mapping[int, str]:
+        if name == "attention_mask":
+            return {0: "batch", 1: "total_sequence"}
+        return _BATCH_SEQUENCE if name in ("input_ids", "position_ids") else _past_axes(name)
+
+    return Component("model", module, make, axes)
+
+
+def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
+    """``encoder_model``, ``decoder_model`` (first step) and ``decoder_with_past_model``."""
+    encoder = Seq2SeqEncoder(loaded.model).eval()
+    decoder = Seq2SeqDecoder(loaded.model, main).eval()
+    config = loaded.config
+
+    def encoder_inputs(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
+        shape = dummy.complete_shape(shape)
+        generator = torch.Generator().manual_seed(seed)
+        ids = dummy.token_ids(config, shape["batch"], shape["sequence"], generator)
+        return {"input_ids": ids, "attention_mask": dummy.padding_mask(shape["batch"], shape["sequence"])}
+
+    def decoder_inputs(shape: Mapping[str, int], seed: int, with_past: bool = False) -> dict[str, Any]:
+        shape = dummy.complete_shape(shape)
+        source = encoder_inputs(shape, seed)
+        generator = torch.Generator().manual_seed(seed + 1000)
+        with torch.no_grad():
+            hidden = encoder(**source)["last_hidden_state"]
+        sample: dict[str, Any] = {
+            "input_ids": dummy.token_ids(config, shape["batch"], shape["decoder_sequence"], generator),
+            "encoder_hidden_states": hidden,
+            "encoder_attention_mask": source["attention_mask"],
+        }
+        if with_past:
+            prefix = dummy.token_ids(config, shape["batch"], shape["past_sequence"], generator)
+            with torch.no_grad():
+                sample["past_key_values"] = decoder(**{**sample, "input_ids": prefix})["present"]
+        return sample
+
+    def decoder_axes(name: str) -> Mapping[int, str]:
+        if name == "input_ids":
+            return {0: "batch", 1: "decoder_sequence"}
+        if name in ("encoder_hidden_states", "encoder_attention_mask"):
+            return _BATCH_SEQUENCE
+        return _past_axes(name)
+
+    return [
+        Component("encoder_model", encoder, encoder_inputs, lambda name: _BATCH_SEQUENCE),
+        Component("decoder_model", decoder, decoder_inputs, decoder_axes),
+        Component("decoder_with_past_model", decoder, lambda s, i: decoder_inputs(s, i, True), decoder_axes),
+    ]

@@ -1,0 +1,61 @@
+"""Specs of the decoder (causal LM) and encoder-decoder (seq2seq) architectures.
+
+They differ from encoders in two ways the generic code handles: a ``family`` that adds the
+``-with-past`` tasks (graphs that take and return the key/value cache), and the inputs of the
+single-graph seq2seq tasks (``decoder_input_ids`` next to the encoder's). Tasks still come from
+transformers' auto mappings; the exceptions say why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.specs.base import DECODER_INPUTS, SEQ2SEQ_INPUTS, ModelSpec
+
+#: The seed list's causal LMs.
+SEED_DECODERS = ("gpt2", "gpt_neo", "gptj")
+#: The seed list's seq2seq models.
+SEED_SEQ2SEQ = (
+    "bart",
+    "bigbird_pegasus",
+    "blenderbot",
+    "blenderbot-small",
+    "m2m_100",
+    "marian",
+    "mbart",
+    "plbart",
+    "t5",
+)
+#: Decoder LMs users ask for today: the language-model tasks (their classification heads are rarely exported).
+MODERN_DECODERS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "granite", "olmo2")
+_LM_TASKS = ("default", "causal-lm", "default-with-past", "causal-lm-with-past")
+
+
+def _seq2seq(model_type: str, **fields: Any) -> ModelSpec:
+    # The bare model and the LM head take decoder inputs; the other heads derive them from input_ids by
+    # shifting them right, which takes a different path for sequences shorter than 3.
+    return ModelSpec(
+        model_type=model_type,
+        family="encoder-decoder",
+        inputs=DECODER_INPUTS,
+        task_inputs={"default": SEQ2SEQ_INPUTS, "seq2seq-lm": SEQ2SEQ_INPUTS},
+        ids_end_with_eos=True,
+        axis_min={"sequence": 3},
+        **fields,
+    )
+
+
+SPECS: list[ModelSpec] = [
+    *(
+        ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS)
+        for name in SEED_DECODERS
+        if name != "gpt_neo"
+    ),
+    # GPT-Neo slices its causal-mask buffer up to the key length (past + new tokens, at least 2 + 2):
+    # its full length is another path.
+    ModelSpec(model_type="gpt_neo", family="decoder", inputs=DECODER_INPUTS, sequence_headroom=2),
+    *(_seq2seq(name) for name in SEED_SEQ2SEQ if name != "m2m_100"),
+    # M2M100's sinusoidal positions start after the padding index: two positions of the table are never used.
+    _seq2seq("m2m_100", sequence_headroom=2),
+    *(ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS, tasks=_LM_TASKS) for name in MODERN_DECODERS),
+]
