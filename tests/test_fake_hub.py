@@ -73,9 +73,7 @@ def test_private_repo_is_hidden_without_token(hub: FakeHub, api: HfApi) -> None:
     assert HfApi(endpoint=hub.url, token=READ_TOKEN).model_info(repo_id).private is True
 
 
-def test_upload_folder_takes_lfs_path_and_model_info_reports_it(
-    hub: FakeHub, api: HfApi, tmp_path: Path
-) -> None:
+def test_upload_folder_takes_lfs_path_and_model_info_reports_it(hub: FakeHub, api: HfApi, tmp_path: Path) -> None:
     folder = tmp_path / "ckpt"
     (folder / "sub").mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
@@ -148,9 +146,7 @@ def test_pull_request_flow(hub: FakeHub, api: HfApi, bot: HfApi, tmp_path: Path)
     assert details.events[0].content.startswith("## Validation report")  # type: ignore[attr-defined]
     assert details.events[1].oid == commit.oid  # type: ignore[attr-defined]
 
-    local = hf_hub_download(
-        repo_id, "onnx/model.onnx", revision="refs/pr/1", cache_dir=tmp_path, endpoint=hub.url
-    )
+    local = hf_hub_download(repo_id, "onnx/model.onnx", revision="refs/pr/1", cache_dir=tmp_path, endpoint=hub.url)
     assert Path(local).read_bytes() == b"\0onnx-bytes"
     refs = api.list_repo_refs(repo_id, include_pull_requests=True)
     assert [r.ref for r in refs.pull_requests or []] == ["refs/pr/1"]

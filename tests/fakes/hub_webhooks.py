@@ -93,9 +93,7 @@ def discussion_payload(
     web = f"{endpoint}/{_PREFIXES[repo_type]}{repo_id}/discussions/{num}"
     payload: dict[str, Any] = {
         "event": {"action": action, "scope": "discussion"},
-        "repo": repo_block(
-            repo_id, head_sha=head_sha, repo_type=repo_type, private=private, endpoint=endpoint
-        ),
+        "repo": repo_block(repo_id, head_sha=head_sha, repo_type=repo_type, private=private, endpoint=endpoint),
         "discussion": {
             "id": _oid("discussion", repo_id, num),
             "num": num,
@@ -129,9 +127,7 @@ class DeliveryResult:
     body: str
 
 
-def send_webhook(
-    url: str, payload: dict[str, Any], *, secret: str | None, timeout: float = 10.0
-) -> DeliveryResult:
+def send_webhook(url: str, payload: dict[str, Any], *, secret: str | None, timeout: float = 10.0) -> DeliveryResult:
     """POST `payload` as JSON with the Hub's `X-Webhook-Secret` header; never raises on HTTP errors."""
     headers = {"Content-Type": "application/json", "User-Agent": "huggingface.co webhooks (fake)"}
     if secret is not None:

@@ -246,9 +246,7 @@ class FakeHub:
         """Commit sha a revision (branch, tag, `refs/pr/N`, sha) points to."""
         return self.repo(repo_id, repo_type).resolve(revision)
 
-    def files_at(
-        self, repo_id: str, revision: str = "main", repo_type: RepoType = "model"
-    ) -> dict[str, bytes]:
+    def files_at(self, repo_id: str, revision: str = "main", repo_type: RepoType = "model") -> dict[str, bytes]:
         """All files (content) of a repo at a revision."""
         repo = self.repo(repo_id, repo_type)
         return {path: blob.data for path, blob in repo.commits[repo.resolve(revision)].files.items()}
@@ -288,9 +286,7 @@ class FakeHub:
         is answered with a Hub-style JSON error (`code` sets `X-Error-Code`, e.g. "RepoNotFound",
         "EntryNotFound"); with only `delay`, the request is then served normally.
         """
-        fault = Fault(
-            re.compile(path_regex), method.upper() if method else None, status, delay, drop, times, code
-        )
+        fault = Fault(re.compile(path_regex), method.upper() if method else None, status, delay, drop, times, code)
         with self.store.lock:
             self._faults.append(fault)
         return fault
@@ -353,9 +349,7 @@ class FakeHub:
             ),
         )
 
-    def _fire_discussion(
-        self, repo: Repo, d: Discussion, action: str, base: str, comment: str | None = None
-    ) -> None:
+    def _fire_discussion(self, repo: Repo, d: Discussion, action: str, base: str, comment: str | None = None) -> None:
         self._deliver(
             repo,
             "discussion",
@@ -438,9 +432,7 @@ class FakeHub:
         namespace = body.get("organization") or user.name
         repo_id = f"{namespace}/{body.get('name')}"
         if namespace not in user.namespaces:
-            raise HubError(
-                403, f"You don't have the rights to create a {repo_type} under the namespace {namespace}"
-            )
+            raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace {namespace}")
         private = body.get("visibility") == "private" or bool(body.get("private"))
         url = f"{req.base_url}/{URL_PREFIXES[repo_type]}{repo_id}"
         try:
@@ -774,9 +766,7 @@ class FakeHub:
             elif action == "title":
                 if d.author != user.name:
                     self._check_repo_write(repo, user)
-                event = self.store._event(
-                    "title-change", user.name, {"from": d.title, "to": body.get("title")}
-                )
+                event = self.store._event("title-change", user.name, {"from": d.title, "to": body.get("title")})
                 d.title = str(body.get("title"))
                 d.events.append(event)
                 result = {"newTitle": event}
@@ -851,9 +841,7 @@ class FakeHub:
                     "verify": {"href": f"{req.base_url}/_fake_lfs/verify", "expires_in": 86400},
                 }
             objects.append(item)
-        return Response.json(
-            {"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json"
-        )
+        return Response.json({"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
 
     def _on_lfs_upload(self, req: _Request) -> Response:
         oid = req.params["oid"]

@@ -281,9 +281,7 @@ class HubStore:
     def get_repo(self, repo_type: str, repo_id: str, user: FakeUser | None) -> Repo:
         """Find a repo visible to `user`; 401/404 `RepoNotFound` otherwise, as the Hub answers."""
         repo = self.repos.get(URL_PREFIXES.get(repo_type, "") + repo_id)
-        visible = repo is not None and (
-            not repo.private or (user is not None and repo.namespace in user.namespaces)
-        )
+        visible = repo is not None and (not repo.private or (user is not None and repo.namespace in user.namespaces))
         if repo is None or not visible:
             status = 401 if user is None else 404
             raise HubError(status, "Repository not found", code="RepoNotFound")
@@ -361,9 +359,7 @@ class HubStore:
             )
             if ref.startswith("refs/pr/"):
                 discussion = repo.discussions[int(ref.rsplit("/", 1)[1])]
-                discussion.events.append(
-                    self._event("commit", author, {"subject": summary, "oid": commit.oid})
-                )
+                discussion.events.append(self._event("commit", author, {"subject": summary, "oid": commit.oid}))
             return commit, pr, ref, old
 
     def _apply_operation(self, files: dict[str, Blob], key: str, value: dict[str, Any], head: str) -> None:
@@ -442,14 +438,10 @@ class HubStore:
         repo.discussions[num] = discussion
         return discussion
 
-    def create_discussion(
-        self, repo: Repo, title: str, description: str, author: str, is_pr: bool
-    ) -> Discussion:
+    def create_discussion(self, repo: Repo, title: str, description: str, author: str, is_pr: bool) -> Discussion:
         """Open a discussion, or a draft PR whose ref starts at the head of main."""
         with self.lock:
-            discussion = self._new_discussion(
-                repo, title, description, author, is_pr=is_pr, base="refs/heads/main"
-            )
+            discussion = self._new_discussion(repo, title, description, author, is_pr=is_pr, base="refs/heads/main")
             if is_pr:
                 discussion.status = "draft"
                 discussion.fork_point = repo.refs["refs/heads/main"]
