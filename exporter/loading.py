@@ -135,9 +135,9 @@ def load_config(path: Path, trust_remote_code: bool = False, **overrides: Any) -
     model_type = data.get("model_type")
     if not model_type:
         raise InvalidConfigError(f"config.json in {path} has no model_type")
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    if model_type not in CONFIG_MAPPING_NAMES and "auto_map" not in data:
+    if model_type not in CONFIG_MAPPING and "auto_map" not in data:  # CONFIG_MAPPING sees registered types
         raise UnsupportedModelTypeError(
             f"model type {model_type!r} is unknown to transformers {_transformers_version()}; "
             "describe it with --spec path.py:Name"

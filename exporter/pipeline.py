@@ -8,6 +8,7 @@ the encoder and decoders of a seq2seq model with past).
 
 from __future__ import annotations
 
+import gc
 import inspect
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -87,6 +88,7 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     """Export and validate; write files and reports. Raises ``ValidationFailedError`` (report attached)."""
     timings: dict[str, dict[str, float]] = {}
     request.output_dir.mkdir(parents=True, exist_ok=True)
+    clean_output_dir(request.output_dir)  # a previous export's files must not pass for this one's
     with _timed(timings, "load", progress, f"Loading {request.model}"):
         loaded = load(request)
         parts = [(component, component_context(loaded, component, request)) for component in build_components(loaded)]
@@ -124,8 +126,10 @@ def load(request: ExportRequest) -> Loaded:
     config = load_config(checkpoint.path, request.trust_remote_code)
     spec = get_spec(config.model_type)
     tasks = supported_tasks(spec)
-    task = infer_task(spec.model_type, getattr(config, "architectures", None), tasks)
-    task = task if request.task == AUTO else get_task(request.task).name
+    if request.task == AUTO:
+        task = infer_task(spec.model_type, getattr(config, "architectures", None), tasks)
+    else:
+        task = get_task(request.task).name
     if task not in tasks:
         raise UnsupportedTaskError(f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}")
     configure(config, spec, task)
@@ -200,19 +204,26 @@ def validate(
 def validate_component(
     component: Component, context: ExportContext, request: ExportRequest, atol: float
 ) -> dict[str, list[ShapeCheck]]:
-    """Checks of one component's file in each format, one per validation shape."""
-    runners = {name: FORMATS[name].load(context.path(FORMATS[name].suffix), context) for name in request.formats}
+    """Checks of one component's file in each format, one per validation shape.
+
+    Eager references come first; then one runtime at a time is loaded, run on every shape and
+    dropped, so peak memory holds the eager model and a single exported copy, not all of them.
+    """
     axes = {axis for axes in context.dynamic_axes.values() for axis in axes.values()}
-    checks: dict[str, list[ShapeCheck]] = {name: [] for name in request.formats}
+    cases = []
     for index, requested in enumerate(request.validation_shapes):
-        shape = dummy.restrict_shape(requested, axes)
         sample = component.make_inputs(requested, index + 1)
         with torch.no_grad():
             outputs = flatten_outputs(component.module(**sample))
         reference = {name: outputs[name].numpy() for name in context.output_names if name in outputs}
         feeds = {name: tensor.numpy() for name, tensor in flatten_tensors(sample).items()}
-        for name, run in runners.items():
-            checks[name].append(_check(run, feeds, reference, atol, shape))
+        cases.append((dummy.restrict_shape(requested, axes), feeds, reference))
+    checks: dict[str, list[ShapeCheck]] = {}
+    for name in request.formats:
+        run = FORMATS[name].load(context.path(FORMATS[name].suffix), context)
+        checks[name] = [_check(run, feeds, reference, atol, shape) for shape, feeds, reference in cases]
+        del run
+        gc.collect()
     return checks
 
 
