@@ -187,9 +187,10 @@ class BwrapRunner:
         source = exporter_source_dir()
         argv = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
         argv += _system_binds()
+        # The private /tmp first: binds made after it stay visible even when Python lives under /tmp.
+        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for path in self._python_paths():
             argv += ["--ro-bind", str(path), str(path)]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         if source is not None:
             argv += ["--ro-bind", str(source), "/opt/export-bot/src/exporter"]
         argv += ["--ro-bind", str(request.snapshot_dir.resolve()), "/snapshot"]
