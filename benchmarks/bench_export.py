@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _measure import run_measured
 
 SIZES: dict[str, dict[str, Any]] = {
     "distilbert": {
@@ -66,21 +66,15 @@ def run_cli(checkpoint: Path, output: Path, formats: str, task: str) -> dict[str
     """One export in a fresh process: wall time, peak RSS of its process tree, and its report."""
     exe = Path(sys.executable).with_name("exporter")
     command = [str(exe), "export", "--model", str(checkpoint), "--task", task, "--formats", formats, "--quiet"]
-    start = time.perf_counter()
-    process = psutil.Popen([*command, str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree))
-        except psutil.Error:
-            pass
-        time.sleep(0.01)
-    wall = time.perf_counter() - start
-    if process.returncode != 0:
-        raise RuntimeError(f"export failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
+    run = run_measured([*command, str(output)])
+    if run.returncode != 0:
+        raise RuntimeError(f"export failed ({run.returncode}): {run.stderr[-2000:]}")
     report = json.loads((output / "report.json").read_text())
-    return {"wall_s": round(wall, 2), "peak_rss_gib": round(peak / 2**30, 3), "steps": report["timings"]}
+    return {
+        "wall_s": round(run.wall_s, 2),
+        "peak_rss_gib": round(run.peak_rss_bytes / 2**30, 3),
+        "steps": report["timings"],
+    }
 
 
 def latency(checkpoint: Path, onnx_path: Path, batch: int, seq: int, task: str, runs: int = 20) -> dict[str, float]:

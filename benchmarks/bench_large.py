@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _measure import run_measured
 
 TASK = "sequence-classification"
 
@@ -137,23 +138,13 @@ def run_cli(checkpoint: Path, output: Path, formats: str) -> dict[str, Any]:
     """One export in a fresh process: wall time, peak RSS of its process tree, its report and files."""
     exe = Path(sys.executable).with_name("exporter")
     command = [str(exe), "export", "--model", str(checkpoint), "--task", TASK, "--formats", formats, "--quiet"]
-    start = time.perf_counter()
-    process = psutil.Popen([*command, str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree))
-        except psutil.Error:
-            pass
-        time.sleep(0.01)
-    wall = time.perf_counter() - start
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    run = run_measured([*command, str(output)])
+    stderr = run.stderr
     result: dict[str, Any] = {
         "command": " ".join([*command[1:], str(output)]),
-        "exit_code": process.returncode,
-        "wall_s": round(wall, 1),
-        "peak_rss_gib": round(peak / 2**30, 2),
+        "exit_code": run.returncode,
+        "wall_s": round(run.wall_s, 1),
+        "peak_rss_gib": round(run.peak_rss_bytes / 2**30, 2),
     }
     report_file = output / "report.json"
     if not report_file.is_file():
@@ -174,7 +165,7 @@ def run_cli(checkpoint: Path, output: Path, formats: str) -> dict[str, Any]:
         }
         for fmt in report["formats"]
     }
-    if process.returncode != 0:
+    if run.returncode != 0:
         result["error"] = stderr.strip()[-2000:]
     return result
 
