@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot.settings import BotSettings
+from tests.fakes.hub import FakeHub, serve_fake_hub
 
 SECRET = "s3cret-for-tests"
 
@@ -86,3 +87,29 @@ def redis_url() -> Iterator[str]:
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])
         client.close()
+
+
+MODEL_REPO = "alice/model"
+
+
+class Clock:
+    """A settable clock for the job stores."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    """A fake Hub (no webhook deliveries) holding an empty model repo, ``MODEL_REPO``."""
+    with serve_fake_hub(deliver_webhooks=False) as hub:
+        hub.create_repo(MODEL_REPO)
+        yield hub

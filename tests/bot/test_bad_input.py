@@ -24,13 +24,13 @@ from bot.hub import HubClient
 from bot.jobs import Job, JobSpec
 from bot.snapshot import fetch_snapshot
 from bot.worker import Worker, build_worker
-from tests.bot.conftest import SECRET, make_settings
+from tests.bot.conftest import MODEL_REPO, SECRET, make_settings
 from tests.bot.processes import BotProcess, bot_env, start_serve
 from tests.fakes import hub_webhooks
-from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub, serve_fake_hub
+from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub
 
 SHA = "c" * 40
-REPO = "alice/model"
+REPO = MODEL_REPO  # the repo the shared `hub` fixture creates
 
 
 @dataclass(frozen=True)
@@ -167,13 +167,6 @@ BERT = {
     "max_position_embeddings": 64,
 }
 WEIGHTS = {"model.safetensors": b"x" * 64}
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    with serve_fake_hub(deliver_webhooks=False) as hub:
-        hub.create_repo(REPO)
-        yield hub
 
 
 def make_worker(tmp_path: Path, hub: FakeHub, **overrides: Any) -> Worker:

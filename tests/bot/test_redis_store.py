@@ -13,21 +13,9 @@ from bot.errors import JobNotFoundError
 from bot.jobs import JobSpec, RetryPolicy
 from bot.redis_store import RedisJobStore
 from bot.store import open_store
+from tests.bot.conftest import Clock
 
 pytestmark = pytest.mark.redis
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -10,19 +10,7 @@ import pytest
 from bot.errors import ConfigError, JobNotFoundError
 from bot.jobs import JobSpec, RetryPolicy
 from bot.store import SQLiteJobStore, open_store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.bot.conftest import Clock
 
 
 @pytest.fixture

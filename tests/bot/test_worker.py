@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,11 @@ from bot.hub import marker, set_hub_timeout
 from bot.jobs import Job, JobSpec
 from bot.store import SQLiteJobStore
 from bot.worker import Worker, build_worker
-from tests.bot.conftest import make_settings
+from tests.bot.conftest import MODEL_REPO, make_settings
 from tests.bot.hostile import Listener, hostile_pickle, pickle_attack
-from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub, serve_fake_hub
+from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub
 
-REPO = "alice/model"
+REPO = MODEL_REPO  # the repo the shared `hub` fixture creates
 BERT_CONFIG = json.dumps(
     {
         "model_type": "bert",
@@ -31,13 +30,6 @@ BERT_CONFIG = json.dumps(
         "max_position_embeddings": 64,
     }
 ).encode()
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    with serve_fake_hub(deliver_webhooks=False) as hub:
-        hub.create_repo(REPO)
-        yield hub
 
 
 def make_worker(tmp_path: Path, hub: FakeHub, **overrides: object) -> Worker:

@@ -14,18 +14,12 @@ import torch
 
 from exporter import ExportRequest, register_spec, run_export
 from exporter.errors import SpecError
+from exporter.sample import TINY_CONFIGS
 from exporter.specs import SPECS, get_spec
 from exporter.user_spec import load_spec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_spec.py"
-TINY_MPNET = {
-    "vocab_size": 128,
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 4,
-    "intermediate_size": 37,
-    "max_position_embeddings": 64,
-}
+TINY_MPNET = TINY_CONFIGS["bert"]  # mpnet takes the same small BERT-style sizes
 
 
 @pytest.fixture(autouse=True)
