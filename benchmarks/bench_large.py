@@ -11,7 +11,7 @@ of ``report.json`` (each step's seconds and the highest RSS of the process durin
 export wrote. Then memory probes, each in a fresh process, split what the validation step holds into
 anonymous memory and file-backed (mmap'd, reclaimable) pages: the eager model (transformers keeps
 safetensors mmap'd), an ONNX Runtime session with and without weight prepacking (without it ORT maps
-``model.onnx.data`` instead of copying it), and ``torch.jit.load`` of ``model.pt``. Everything lives under
+``model.onnx_data`` instead of copying it), and ``torch.jit.load`` of ``model.pt``. Everything lives under
 ``--workdir`` (default: a temporary folder in /tmp) and is deleted afterwards unless ``--keep``.
 
     python benchmarks/bench_large.py                          # ~2.5 GB, onnx + torchscript

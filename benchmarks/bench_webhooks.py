@@ -222,7 +222,7 @@ def run(store: str, count: int, concurrency: int, timeout: float = 30.0) -> dict
         finally:
             proc.terminate()
             proc.wait(10)
-        from bot.store import open_store
+        from bot.jobs.backends import open_store
 
         opened = open_store(url_of_store)
         try:

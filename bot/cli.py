@@ -53,12 +53,11 @@ def serve(
     """Serve the webhook endpoint (and, by default, one in-process worker)."""
     import uvicorn
 
-    from bot.app import create_app
-    from bot.store import open_store
-    from bot.worker import retry_policy
+    from bot.runtime import open_settings_store
+    from bot.web.app import create_app
 
     settings = _settings(settings_file, debug)
-    store = open_store(settings.store_url, retry_policy(settings))
+    store = open_settings_store(settings)
     uvicorn.run(create_app(settings, store, workers=workers), host=host, port=port, log_level="info")
 
 
@@ -69,12 +68,11 @@ def worker(
     debug: DebugOption = False,
 ) -> None:
     """Run workers apart from the web process: threads polling SQLite, or a Dramatiq worker on Redis."""
-    from bot.store import open_store
-    from bot.worker import retry_policy, start_worker_threads
+    from bot.runtime import open_settings_store, start_workers
 
     settings = _settings(settings_file, debug)
-    store = open_store(settings.store_url, retry_policy(settings))
-    stop, threads = start_worker_threads(settings, store, concurrency)
+    store = open_settings_store(settings)
+    stop, threads = start_workers(settings, store, concurrency)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the current job, then exit
     try:
         for thread in threads:
@@ -118,7 +116,7 @@ def jobs(
     settings_file: SettingsOption = None,
 ) -> None:
     """List recent jobs."""
-    from bot.store import open_store
+    from bot.jobs.backends import open_store
 
     found = open_store(_settings(settings_file, False).store_url).recent(limit)
     if as_json:
@@ -134,7 +132,7 @@ def retry(
     settings_file: SettingsOption = None,
 ) -> None:
     """Queue a finished job again (attempts reset)."""
-    from bot.store import open_store
+    from bot.jobs.backends import open_store
 
     job = open_store(_settings(settings_file, False).store_url).requeue(job_id)
     typer.echo(f"job {job.id} queued again ({job.repo}@{job.sha[:8]})")

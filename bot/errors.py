@@ -58,11 +58,11 @@ class CheckpointRejectedError(PermanentJobError, ValueError):
     """The checkpoint is too big, broken or unsafe to handle."""
 
 
-class ExportFailedError(PermanentJobError, RuntimeError):
+class ExportJobError(PermanentJobError, RuntimeError):
     """The exporter failed inside the sandbox, timed out or was killed."""
 
 
-class ValidationFailedError(ExportFailedError, AssertionError):
+class ExportMismatchError(ExportJobError, AssertionError):
     """The export ran but did not match eager PyTorch: no PR with files."""
 
 

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from exporter.errors import ExporterError, UsageError, ValidationFailedError
+from exporter.errors import ExporterError, ValidationFailedError
 from exporter.report import Report
 
 app = typer.Typer(
@@ -31,7 +31,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Local checkpoint folder or Hub repo id.")]
 OutputArg = Annotated[Path, typer.Argument(help="Folder to write model.onnx, model.pt and the reports to.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")]
+_debug = False
+
+
+def _remember_debug(value: bool) -> bool:
+    global _debug
+    _debug = _debug or value
+    return value
+
+
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks and library logs.", callback=_remember_debug)
+]
 
 
 @contextlib.contextmanager
@@ -52,14 +63,15 @@ def _library_output(debug: bool) -> Iterator[None]:
         yield
 
 
-def _fail(error: BaseException, debug: bool) -> typer.Exit:
-    if debug:
+def _report_error(error: BaseException) -> int:
+    """Print one line (the traceback too with ``--debug``) and return the exit code."""
+    if _debug:
         err.print_exception()
     code = error.exit_code if isinstance(error, ExporterError) else 70
     prefix = "error" if isinstance(error, ExporterError) else "internal error"
-    hint = "" if debug or isinstance(error, ExporterError) else " (rerun with --debug for the traceback)"
+    hint = "" if _debug or isinstance(error, ExporterError) else " (rerun with --debug for the traceback)"
     err.print(f"[red]{prefix}:[/red] {error}{hint}", markup=True, soft_wrap=True)
-    return typer.Exit(code)
+    return code
 
 
 @app.command()
@@ -79,25 +91,25 @@ def export(
 ) -> None:
     """Export MODEL to OUTPUT_DIR and validate every format on two input shapes."""
     from exporter.formats import parse_formats
-    from exporter.pipeline import ExportRequest, run_export
+    from exporter.run import ExportRequest, run_export
     from exporter.user_spec import load_spec
 
     started = time.perf_counter()
     show = not quiet and not json_output
+    if spec:
+        load_spec(spec)
+    request = ExportRequest(
+        model=model,
+        output_dir=output_dir,
+        revision=revision,
+        task=task,
+        opset=opset,
+        atol=atol,
+        formats=parse_formats(formats),
+        trust_remote_code=trust_remote_code,
+        token=os.environ.get("HF_TOKEN") or None,
+    )
     try:
-        if spec:
-            load_spec(spec)
-        request = ExportRequest(
-            model=model,
-            output_dir=output_dir,
-            revision=revision,
-            task=task,
-            opset=opset,
-            atol=atol,
-            formats=parse_formats(formats),
-            trust_remote_code=trust_remote_code,
-            token=os.environ.get("HF_TOKEN") or None,
-        )
         with _library_output(debug):
             report = run_export(request, progress=_progress(show))
     except ValidationFailedError as e:
@@ -105,8 +117,6 @@ def export(
         for line in e.report.failures():
             err.print(f"[red]✗[/red] {line}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except Exception as e:
-        raise _fail(e, debug) from None
     _finish(report, output_dir, json_output, quiet, time.perf_counter() - started)
 
 
@@ -144,15 +154,12 @@ def features(
     from exporter.support import supported_tasks
     from exporter.user_spec import load_spec
 
-    try:
-        if spec:
-            load_spec(spec)
-        model_type = model
-        if Path(model).is_dir():
-            model_type = str(read_config_dict(Path(model)).get("model_type", ""))
-        tasks = supported_tasks(get_spec(model_type))
-    except ExporterError as e:
-        raise _fail(e, False) from None
+    if spec:
+        load_spec(spec)
+    model_type = model
+    if Path(model).is_dir():
+        model_type = str(read_config_dict(Path(model)).get("model_type", ""))
+    tasks = supported_tasks(get_spec(model_type))
     typer.echo(f"{model_type}: " + ", ".join(tasks))
 
 
@@ -180,11 +187,8 @@ def sample(
     """Build a tiny random-weight checkpoint locally (no network)."""
     from exporter.sample import build_sample_checkpoint
 
-    try:
-        with _library_output(debug):
-            build_sample_checkpoint(output_dir, model_type, task)
-    except Exception as e:
-        raise _fail(e, debug) from None
+    with _library_output(debug):
+        build_sample_checkpoint(output_dir, model_type, task)
     err.print(f"wrote a tiny {model_type} ({task}) checkpoint to {output_dir}")
 
 
@@ -201,12 +205,11 @@ def quickstart(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the one place errors become a message and an exit code."""
     try:
         app()
-    except UsageError as e:  # raised outside a command's own handling
-        err.print(f"[red]error:[/red] {e}")
-        raise SystemExit(e.exit_code) from None
+    except Exception as e:
+        raise SystemExit(_report_error(e)) from None
 
 
 if __name__ == "__main__":

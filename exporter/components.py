@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from exporter import inputs as dummy
-from exporter.outputs import flatten_tensors
+from exporter import dummy_inputs
 from exporter.past import DecoderWithPast, Seq2SeqDecoder, Seq2SeqEncoder
 from exporter.tasks import get_task
+from exporter.tensors import flatten_tensors
 
 if TYPE_CHECKING:
-    from exporter.pipeline import Loaded
+    from exporter.loading import Loaded
 
 InputFactory = Callable[[Mapping[str, int], int], dict[str, Any]]
 _BATCH_SEQUENCE = {0: "batch", 1: "sequence"}
@@ -72,7 +72,7 @@ def build_components(loaded: Loaded) -> list[Component]:
 
 def _single(loaded: Loaded) -> Component:
     def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
-        return dict(dummy.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=seed))
+        return dict(dummy_inputs.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=seed))
 
     by_name = {inp.name: inp.dynamic_axes for inp in loaded.inputs}
     return Component("model", loaded.model, make, lambda name: by_name.get(name, {}), loaded.spec.output_names)
@@ -99,10 +99,10 @@ def decoder_component(loaded: Loaded, main: str) -> Component:
     takes_positions = "position_ids" in loaded.forward_parameters
 
     def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
-        shape = dummy.complete_shape(shape)
+        shape = dummy_inputs.complete_shape(shape)
         batch, new, past = shape["batch"], shape["sequence"], shape["past_sequence"]
         generator = torch.Generator().manual_seed(seed)
-        prefix = dummy.token_ids(loaded.config, batch, past, generator)
+        prefix = dummy_inputs.token_ids(loaded.config, batch, past, generator)
         mask = _left_padded(batch, past + new)
         positions = torch.arange(past + new).expand(batch, -1)
         first: dict[str, Any] = {"input_ids": prefix, "attention_mask": mask[:, :past]}
@@ -110,7 +110,7 @@ def decoder_component(loaded: Loaded, main: str) -> Component:
             first["position_ids"] = positions[:, :past]
         with torch.no_grad():
             cache = module(**first)["present"]
-        sample: dict[str, Any] = {"input_ids": dummy.token_ids(loaded.config, batch, new, generator)}
+        sample: dict[str, Any] = {"input_ids": dummy_inputs.token_ids(loaded.config, batch, new, generator)}
         sample["attention_mask"] = mask
         if takes_positions:
             sample["position_ids"] = positions[:, past:].contiguous()
@@ -132,24 +132,24 @@ def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
     config = loaded.config
 
     def encoder_inputs(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
-        shape = dummy.complete_shape(shape)
+        shape = dummy_inputs.complete_shape(shape)
         generator = torch.Generator().manual_seed(seed)
-        ids = dummy.token_ids(config, shape["batch"], shape["sequence"], generator)
-        return {"input_ids": ids, "attention_mask": dummy.padding_mask(shape["batch"], shape["sequence"])}
+        ids = dummy_inputs.token_ids(config, shape["batch"], shape["sequence"], generator)
+        return {"input_ids": ids, "attention_mask": dummy_inputs.padding_mask(shape["batch"], shape["sequence"])}
 
     def decoder_inputs(shape: Mapping[str, int], seed: int, with_past: bool = False) -> dict[str, Any]:
-        shape = dummy.complete_shape(shape)
+        shape = dummy_inputs.complete_shape(shape)
         source = encoder_inputs(shape, seed)
         generator = torch.Generator().manual_seed(seed + 1000)
         with torch.no_grad():
             hidden = encoder(**source)["last_hidden_state"]
         sample: dict[str, Any] = {
-            "input_ids": dummy.token_ids(config, shape["batch"], shape["decoder_sequence"], generator),
+            "input_ids": dummy_inputs.token_ids(config, shape["batch"], shape["decoder_sequence"], generator),
             "encoder_hidden_states": hidden,
             "encoder_attention_mask": source["attention_mask"],
         }
         if with_past:
-            prefix = dummy.token_ids(config, shape["batch"], shape["past_sequence"], generator)
+            prefix = dummy_inputs.token_ids(config, shape["batch"], shape["past_sequence"], generator)
             with torch.no_grad():
                 sample["past_key_values"] = decoder(**{**sample, "input_ids": prefix})["present"]
         return sample

@@ -12,7 +12,8 @@ code meaning
 0    exported and every format validated on every shape
 1    validation failed: the report is written, status ``failed``
 2    bad command line (unknown option, malformed value)
-3    checkpoint problem: not found, no ``config.json``, missing/corrupt weights
+3    checkpoint problem: not found, no ``config.json``, missing/corrupt weights,
+     the model's own forward fails on sample inputs
 4    unsupported: unknown model type, task not available for the architecture,
      remote code refused
 5    export failed inside torch.onnx / torch.jit / onnx.checker
@@ -28,6 +29,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from exporter.report import Report
+
+
+def first_line(error: BaseException | str, limit: int = 300) -> str:
+    """The first non-blank line of an error message, at most ``limit`` characters (the type when empty)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if lines:
+        return lines[0][:limit]
+    return type(error).__name__ if isinstance(error, BaseException) else ""
 
 
 class ExporterError(Exception):
@@ -62,6 +71,10 @@ class InvalidConfigError(CheckpointError, ValueError):
 
 class WeightsError(CheckpointError):
     """Weights are missing, unreadable, corrupt or do not fit the architecture."""
+
+
+class ForwardFailedError(CheckpointError, RuntimeError):
+    """The model's own forward fails on sample inputs (e.g. a config whose sizes do not fit together)."""
 
 
 class UnsupportedError(ExporterError):
@@ -103,6 +116,10 @@ class SpecError(ExporterError, ValueError):
     exit_code = 7
 
 
+class ReportError(ExporterError, ValueError):
+    """A ``report.json`` that cannot be read back: not JSON, another schema, or inconsistent."""
+
+
 class ValidationFailedError(ExporterError, AssertionError):
     """At least one output of one format on one shape is outside tolerance.
 
@@ -113,9 +130,4 @@ class ValidationFailedError(ExporterError, AssertionError):
 
     def __init__(self, report: Report) -> None:
         self.report = report
-        failing = report.failures()
-        super().__init__(
-            f"validation failed for {len(failing)} check(s): "
-            + "; ".join(failing[:3])
-            + (" …" if len(failing) > 3 else "")
-        )
+        super().__init__(f"validation failed for {len(report.failures())} check(s): {report.failure_summary()}")

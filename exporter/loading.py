@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.errors import (
     CheckpointNotFoundError,
@@ -21,7 +21,11 @@ from exporter.errors import (
     RemoteCodeRefusedError,
     UnsupportedModelTypeError,
     WeightsError,
+    first_line,
 )
+
+if TYPE_CHECKING:
+    from exporter.specs import InputSpec, ModelSpec
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 SAFETENSORS_PATTERNS = ["model.safetensors", "model-*.safetensors", "model.safetensors.index.json"]
@@ -36,6 +40,20 @@ class Checkpoint:
     path: Path
     source: str
     revision: str | None = None
+
+
+@dataclass
+class Loaded:
+    """A model ready to export, with what the later steps need to know about it."""
+
+    checkpoint: Checkpoint
+    spec: ModelSpec
+    task: str
+    config: Any
+    model: Any
+    inputs: tuple[InputSpec, ...]
+    #: Argument names of ``model.forward``.
+    forward_parameters: frozenset[str] = frozenset()
 
 
 def looks_like_repo_id(model: str) -> bool:
@@ -94,7 +112,7 @@ def _download(repo_id: str, revision: str | None, token: str | None, trust_remot
     except LocalEntryNotFoundError as e:
         raise HubError(f"{where} is not in the local cache and HF_HUB_OFFLINE is set") from e
     except HfHubHTTPError as e:
-        raise HubError(f"Hub error for {where}: {str(e).splitlines()[0]}") from e
+        raise HubError(f"Hub error for {where}: {first_line(e)}") from e
     except (OSError, ConnectionError, _transport_error()) as e:
         raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} for {where}: {e}") from e
     return Checkpoint(Path(path), repo_id, info.sha)
@@ -145,7 +163,7 @@ def load_config(path: Path, trust_remote_code: bool = False, **overrides: Any) -
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **overrides)
     except (KeyError, ValueError, TypeError) as e:
-        raise InvalidConfigError(f"config.json in {path} is invalid: {_first_line(e)}") from e
+        raise InvalidConfigError(f"config.json in {path} is invalid: {first_line(e)}") from e
 
 
 def _transformers_version() -> str:
@@ -168,10 +186,5 @@ def load_model(model_class: Any, path: Path, config: Any, trust_remote_code: boo
             path, config=config, trust_remote_code=trust_remote_code, attn_implementation="eager"
         )
     except Exception as e:  # transformers raises OSError, RuntimeError, ValueError, SafetensorError …
-        raise WeightsError(f"cannot load the weights in {path}: {_first_line(e)}") from e
+        raise WeightsError(f"cannot load the weights in {path}: {first_line(e)}") from e
     return model.eval()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

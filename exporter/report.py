@@ -8,7 +8,7 @@
       "model": "<path or repo id>", "revision": "<sha or null>",
       "model_type": "bert", "architecture": "BertForSequenceClassification", "task": "sequence-classification",
       "opset": 18, "export_shape": {"batch": 2, "sequence": 16},
-      "shapes": [{"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 7}],
+      "shapes": [{"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 11}],
       "formats": [
         {"format": "onnx", "component": "model", "file": "model.onnx", "passed": true, "note": "...",
          "generalizes": true,
@@ -34,16 +34,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from exporter.errors import ReportError
+
 SCHEMA_VERSION = 1
 Status = Literal["passed", "failed"]
+#: Keys of ``report.json`` computed from the data (written for readers, checked when read back).
+_DERIVED_FORMAT_KEYS = ("passed", "generalizes")
 
 
-@dataclass(frozen=True)
-class OutputCheck:
+class _Data(BaseModel):
+    """Frozen, and strict when read back: a report that does not fit the schema is refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class OutputCheck(_Data):
     """One output of one format on one input shape, compared with eager PyTorch."""
 
     name: str
@@ -55,8 +65,7 @@ class OutputCheck:
     passed: bool
 
 
-@dataclass(frozen=True)
-class ShapeCheck:
+class ShapeCheck(_Data):
     """All outputs of one format on one input shape."""
 
     shape: dict[str, int]
@@ -65,8 +74,7 @@ class ShapeCheck:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class FormatResult:
+class FormatResult(_Data):
     """Validation of one exported file (one format × component) across every tested shape."""
 
     format: str
@@ -86,15 +94,13 @@ class FormatResult:
 
     @property
     def generalizes(self) -> bool:
-        """True when it also matches eager PyTorch on shapes it was not exported with."""
-        return self.passed
-
-    def passing_shapes(self) -> list[dict[str, int]]:
-        return [check.shape for check in self.checks if check.passed]
+        """True when it also matches eager PyTorch on a shape other than the first (the export shape)."""
+        return any(check.passed for check in self.checks[1:])
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(_Data):
+    """One written file: its path relative to the output folder, size and sha256."""
+
     path: str
     bytes: int
     sha256: str
@@ -105,11 +111,10 @@ class FileEntry:
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        return cls(str(path.relative_to(root)), path.stat().st_size, digest.hexdigest())
+        return cls(path=path.relative_to(root).as_posix(), bytes=path.stat().st_size, sha256=digest.hexdigest())
 
 
-@dataclass
-class Report:
+class Report(_Data):
     """Everything a reviewer needs to trust (or reject) an export."""
 
     model: str
@@ -120,17 +125,17 @@ class Report:
     opset: int | None
     export_shape: dict[str, int]
     shapes: list[dict[str, int]]
-    formats: list[FormatResult] = field(default_factory=list)
-    files: list[FileEntry] = field(default_factory=list)
-    versions: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    formats: list[FormatResult] = []
+    files: list[FileEntry] = []
+    versions: dict[str, Any] = {}
+    timings: dict[str, dict[str, float]] = {}
 
     @property
     def status(self) -> Status:
         return "passed" if self.formats and all(f.passed for f in self.formats) else "failed"
 
-    def failures(self) -> list[str]:
-        """One line per failing check, e.g. ``onnx batch=3,sequence=7 logits: max_abs_diff 0.2 > atol 1e-4``."""
+    def failures(self, limit: int | None = None) -> list[str]:
+        """One line per failing check, e.g. ``onnx batch=3,sequence=11 logits: max_abs_diff 0.2 > atol 1e-4``."""
         lines = []
         for fmt in self.formats:
             for check in fmt.checks:
@@ -146,17 +151,20 @@ class Report:
                         lines.append(f"{where} {out.name}: max_abs_diff {out.max_abs_diff:.3g} > atol {out.atol:g}")
         if not self.formats:
             lines.append("no format was validated")
-        return lines
+        return lines[:limit] if limit is not None else lines
+
+    def failure_summary(self, limit: int = 3) -> str:
+        """The first ``limit`` failures on one line, ``…`` when there are more."""
+        failing = self.failures()
+        return "; ".join(failing[:limit]) + (" …" if len(failing) > limit else "")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "status": self.status}
-        base = asdict(self)
-        formats = base.pop("formats")
-        data.update(base)
+        data.update(self.model_dump(exclude={"formats"}))
         data["formats"] = [
-            {"format": fmt.pop("format"), "component": fmt.pop("component"), **fmt}
-            | {"passed": result.passed, "generalizes": result.generalizes}
-            for fmt, result in zip(formats, self.formats, strict=True)
+            {"format": fmt.format, "component": fmt.component, **fmt.model_dump(exclude={"format", "component"})}
+            | {"passed": fmt.passed, "generalizes": fmt.generalizes}
+            for fmt in self.formats
         ]
         return data
 
@@ -171,6 +179,45 @@ class Report:
         (output_dir / "report.json").write_text(self.to_json(), encoding="utf-8")
         (output_dir / "report.md").write_text(self.to_markdown(), encoding="utf-8")
 
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Report:
+        """Parse ``report.json`` strictly: the schema version, every field and its type, and that the
+        stored ``status`` / ``passed`` / ``generalizes`` agree with the checks. Raises :class:`ReportError`."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ReportError(f"report.json is not JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise ReportError("report.json is not a JSON object")
+        if data.pop("schema_version", None) != SCHEMA_VERSION:
+            raise ReportError(f"report.json is not schema version {SCHEMA_VERSION}")
+        status = data.pop("status", None)
+        stored = []
+        for fmt in data.get("formats") or []:
+            if isinstance(fmt, dict):
+                stored.append({key: fmt.pop(key, None) for key in _DERIVED_FORMAT_KEYS})
+        try:
+            report = cls.model_validate(data)
+        except ValidationError as e:
+            error = e.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "(top)"
+            raise ReportError(f"report.json does not fit the schema at {where}: {error['msg']}") from e
+        if status != report.status or any(
+            saved != {"passed": fmt.passed, "generalizes": fmt.generalizes}
+            for saved, fmt in zip(stored, report.formats, strict=True)
+        ):
+            raise ReportError("report.json's status disagrees with its own checks")
+        return report
+
+    @classmethod
+    def read(cls, output_dir: Path) -> Report:
+        """``output_dir/report.json``, parsed with :meth:`from_json`."""
+        try:
+            raw = (output_dir / "report.json").read_bytes()
+        except OSError as e:
+            raise ReportError(f"cannot read report.json in {output_dir}: {e.strerror or e}") from e
+        return cls.from_json(raw)
+
 
 def _shape_text(shape: dict[str, int]) -> str:
     return ",".join(f"{key}={value}" for key, value in shape.items())
@@ -178,8 +225,8 @@ def _shape_text(shape: dict[str, int]) -> str:
 
 def _human_bytes(size: int) -> str:
     value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"

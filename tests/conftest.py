@@ -34,7 +34,7 @@ def _network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def checkpoint_factory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def checkpoint_factory(tmp_path_factory: pytest.TempPathFactory):
     """``make(model_type, task) -> Path`` of a tiny checkpoint, built once per session."""
     from exporter.sample import build_sample_checkpoint
 

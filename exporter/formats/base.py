@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from exporter.outputs import flatten_tensors
+from exporter.tensors import flatten_tensors
 
 Runner = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -52,8 +52,6 @@ class ExportFormat(Protocol):
     name: str
     #: ``.onnx``, ``.pt``: the file of a component is ``<component><suffix>``.
     suffix: str
-    #: The file of the single-graph export (component ``model``).
-    filename: str
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
         """Write the model under ``context.output_dir``; return every file written."""

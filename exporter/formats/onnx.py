@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from exporter.errors import ExportFailedError
+from exporter.errors import ExportFailedError, first_line
 from exporter.formats.base import ExportContext, Runner
 
-#: Protobuf cannot hold more than 2 GiB; stay clear of it and put weights in ``model.onnx.data`` above this.
+#: Protobuf cannot hold more than 2 GiB; stay clear of it and put weights in ``model.onnx_data`` above this.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
@@ -25,8 +25,8 @@ def _dynamic_shapes(context: ExportContext) -> dict[str, Any]:
     """
     from torch.export import Dim
 
-    from exporter.inputs import DERIVED_AXES
-    from exporter.outputs import nest
+    from exporter.dummy_inputs import DERIVED_AXES
+    from exporter.tensors import nest
 
     dims: dict[str, Any] = {}
     for axis_name in {name for axes in context.dynamic_axes.values() for name in axes.values()}:
@@ -45,11 +45,10 @@ def initializer_bytes(model: Any) -> int:
 
 
 class OnnxFormat:
-    """``model.onnx`` (+ ``model.onnx.data`` for large models), validated with onnxruntime on CPU."""
+    """``model.onnx`` (+ ``model.onnx_data`` for large models), validated with onnxruntime on CPU."""
 
     name = "onnx"
     suffix = ".onnx"
-    filename = "model.onnx"
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
         import onnx
@@ -60,9 +59,9 @@ class OnnxFormat:
         try:
             program, _metadata = OnnxExporter().export_program(model, dict(context.inputs), config)
         except Exception as e:
-            raise ExportFailedError(f"ONNX export failed: {_first_line(e)}") from e
+            raise ExportFailedError(f"ONNX export failed: {first_line(e)}") from e
         path = context.path(self.suffix)
-        data = path.with_name(path.name + ".data")
+        data = path.with_name(path.name + "_data")
         data.unlink(missing_ok=True)
         if initializer_bytes(program) > context.external_data_threshold:
             onnx_ir.save(program, str(path), external_data=data.name)
@@ -71,7 +70,7 @@ class OnnxFormat:
         try:
             onnx.checker.check_model(str(path))  # by path: works past 2 GiB
         except onnx.checker.ValidationError as e:
-            raise ExportFailedError(f"onnx.checker rejected {path.name}: {_first_line(e)}") from e
+            raise ExportFailedError(f"onnx.checker rejected {path.name}: {first_line(e)}") from e
         return [p for p in (path, data) if p.exists()]
 
     def load(self, path: Path, context: ExportContext) -> Runner:
@@ -79,7 +78,7 @@ class OnnxFormat:
 
         options = ort.SessionOptions()
         # Prepacking copies every weight matrix into a GEMM-friendly layout: faster serving, but
-        # twice the memory for a one-off validation run (and it defeats mmap of model.onnx.data).
+        # twice the memory for a one-off validation run (and it defeats mmap of model.onnx_data).
         options.add_session_config_entry("session.disable_prepacking", "1")
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -96,8 +95,3 @@ class OnnxFormat:
         if failing:
             return f"does not match PyTorch on {len(failing)} of {len(passing) + len(failing)} shapes"
         return "dynamic axes: matches PyTorch on every tested shape"
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(error).__name__

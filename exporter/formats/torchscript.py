@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from exporter.errors import ExportFailedError
+from exporter.errors import ExportFailedError, first_line
 from exporter.formats.base import ExportContext, Runner
-from exporter.outputs import flatten_outputs, flatten_tensors, nest
+from exporter.tensors import flatten_outputs, flatten_tensors, nest
 
 
 class _TupleOutputs(torch.nn.Module):
@@ -42,7 +42,6 @@ class TorchScriptFormat:
 
     name = "torchscript"
     suffix = ".pt"
-    filename = "model.pt"
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
         input_names = context.input_names
@@ -55,7 +54,7 @@ class TorchScriptFormat:
                 traced = torch.jit.trace(wrapper, example, check_trace=False, strict=False)
             torch.jit.save(traced, str(path))
         except Exception as e:
-            raise ExportFailedError(f"TorchScript trace failed: {str(e).strip().splitlines()[0][:300]}") from e
+            raise ExportFailedError(f"TorchScript trace failed: {first_line(e)}") from e
         return [path]
 
     def load(self, path: Path, context: ExportContext) -> Runner:

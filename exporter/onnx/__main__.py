@@ -1,8 +1,8 @@
-"""``python -m exporter.onnx``: see :mod:`exporter.onnx`."""
+"""``python -m exporter.onnx``: see :mod:`exporter.legacy_cli`."""
 
 import sys
 
-from exporter.onnx import main
+from exporter.legacy_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import torch
 
-# How a dummy tensor is made; see ``exporter.inputs``.
+# How a dummy tensor is made; see ``exporter.dummy_inputs``.
 InputKind = Literal[
     "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask"
 ]  # fmt: skip

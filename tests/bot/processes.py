@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bot.jobs import Job
-from bot.store import JobStore
+from bot.jobs.model import Job, JobStore
 from tests.bot.conftest import SECRET, free_port
 from tests.fakes.hub import BOT_TOKEN, BOT_USER
 

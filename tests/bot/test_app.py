@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from bot.app import create_app
 from bot.errors import ConfigError
-from bot.store import SQLiteJobStore, open_store
+from bot.jobs.backends import open_store
+from bot.jobs.sqlite_store import SQLiteJobStore
+from bot.web.app import create_app
 from tests.bot.conftest import SECRET, make_settings, serve_in_thread
 from tests.fakes import hub_webhooks
 

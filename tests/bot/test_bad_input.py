@@ -21,9 +21,10 @@ import pytest
 
 from bot.errors import CheckpointRejectedError
 from bot.hub import HubClient
-from bot.jobs import Job, JobSpec
-from bot.snapshot import fetch_snapshot
-from bot.worker import Worker, build_worker
+from bot.jobs.model import Job, JobSpec
+from bot.jobs.worker import Worker
+from bot.pipeline.snapshot import fetch_snapshot
+from bot.runtime import build_worker
 from tests.bot.conftest import MODEL_REPO, SECRET, make_settings
 from tests.bot.processes import BotProcess, bot_env, start_serve
 from tests.fakes import hub_webhooks

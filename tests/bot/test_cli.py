@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import JobSpec
-from bot.store import open_store
+from bot.jobs.backends import open_store
+from bot.jobs.model import JobSpec
 from tests.fakes.hub import BOT_TOKEN, serve_fake_hub
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.export_step import exporter_args
-from bot.repo_config import RepoConfig, load_repo_config
+from bot.pipeline.repo_config import RepoConfig, load_repo_config
+from bot.pipeline.sandboxed_export import exporter_args
 from bot.sandbox import OUTPUT, SNAPSHOT
 from bot.settings import BotSettings
 

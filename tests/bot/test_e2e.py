@@ -24,7 +24,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from bot.store import open_store
+from bot.jobs.backends import open_store
 from tests.bot.conftest import free_port
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, WRITE_TOKEN, FakeHub, serve_fake_hub

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.distributed import parse_redis_url
-from bot.jobs import JobSpec
-from bot.redis_store import RedisJobStore
-from bot.store import JobStore, open_store
+from bot.jobs.backends import open_store
+from bot.jobs.engine import parse_redis_url
+from bot.jobs.model import JobSpec, JobStore
+from bot.jobs.redis_store import RedisJobStore
 from tests.bot.conftest import SECRET
 from tests.bot.processes import BotProcess, bot_env, finished, start_serve, start_worker, wait_for
 from tests.fakes import hub_webhooks

@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from bot.errors import UnsafeOutputError, ValidationFailedError
-from bot.outputs import check_output
+from bot.errors import ExportMismatchError, UnsafeOutputError
+from bot.pipeline.check import check_output
+from exporter.report import FileEntry, FormatResult, OutputCheck, Report, ShapeCheck
 
 
 def write_output(out: Path, *, status: str = "passed", onnx: bytes = b"onnx-bytes", pt: bytes = b"pt-bytes") -> None:
+    """A sandbox output as the exporter leaves it: files, and a real report of them."""
     out.mkdir(exist_ok=True)
     (out / "model.onnx").write_bytes(onnx)
     (out / "model.pt").write_bytes(pt)
-    files = [
-        {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        for name, data in (("model.onnx", onnx), ("model.pt", pt))
-    ]
-    formats = [
-        {
-            "format": "onnx",
-            "checks": [
-                {
-                    "shape": {"batch": 3},
-                    "error": None,
-                    "outputs": [{"name": "logits", "passed": status == "passed", "max_abs_diff": 0.5, "atol": 0.0}],
-                }
-            ],
-        }
-    ]
-    (out / "report.json").write_text(json.dumps({"status": status, "files": files, "formats": formats}))
+    passed = status == "passed"
+    output = OutputCheck(
+        name="logits",
+        shape=[3, 2],
+        reference_shape=[3, 2],
+        max_abs_diff=0.0 if passed else 0.5,
+        max_rel_diff=0.0 if passed else 0.25,
+        atol=0.0,
+        passed=passed,
+    )
+    check = ShapeCheck(shape={"batch": 3}, outputs=[output], passed=passed)
+    Report(
+        model="alice/tiny",
+        revision="0" * 40,
+        model_type="bert",
+        architecture="BertForSequenceClassification",
+        task="sequence-classification",
+        opset=18,
+        export_shape={"batch": 3},
+        shapes=[{"batch": 3}],
+        formats=[
+            FormatResult(format="onnx", file="model.onnx", checks=[check]),
+            FormatResult(format="torchscript", file="model.pt", checks=[check]),
+        ],
+        files=[FileEntry.of(out, out / "model.onnx"), FileEntry.of(out, out / "model.pt")],
+    ).write(out)
     (out / "report.md").write_text("### report")
 
 
@@ -50,7 +60,7 @@ def test_passing_output_maps_to_repo_paths(tmp_path: Path) -> None:
 
 def test_failed_validation_is_reported_with_the_numbers(tmp_path: Path) -> None:
     write_output(tmp_path, status="failed")
-    with pytest.raises(ValidationFailedError, match=r"onnx batch=3 logits: max_abs_diff 0.5 > atol 0"):
+    with pytest.raises(ExportMismatchError, match=r"onnx batch=3 logits: max_abs_diff 0.5 > atol 0"):
         check(tmp_path)
 
 
@@ -95,4 +105,13 @@ def test_garbage_report_is_refused(tmp_path: Path) -> None:
     write_output(tmp_path)
     (tmp_path / "report.json").write_text("[1, 2")
     with pytest.raises(UnsafeOutputError, match="not JSON"):
+        check(tmp_path)
+
+
+def test_a_file_the_exporter_never_writes_is_refused(tmp_path: Path) -> None:
+    write_output(tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    report["files"].append({"path": "../../etc/passwd", "bytes": 1, "sha256": "0" * 64})
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    with pytest.raises(UnsafeOutputError, match="not a file the exporter writes"):
         check(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.payloads import Accepted, HubWebhookPayload, Ignored, decide
+from bot.web.payloads import Accepted, HubWebhookPayload, Ignored, decide
 from tests.fakes import hub_webhooks
 
 SHA = "a" * 40

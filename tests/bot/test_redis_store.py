@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bot.distributed import parse_redis_url
 from bot.errors import JobNotFoundError
-from bot.jobs import JobSpec, RetryPolicy
-from bot.redis_store import RedisJobStore
-from bot.store import open_store
+from bot.jobs.backends import open_store
+from bot.jobs.engine import parse_redis_url
+from bot.jobs.model import JobSpec, RetryPolicy
+from bot.jobs.redis_store import RedisJobStore
 from tests.bot.conftest import Clock
 
 pytestmark = pytest.mark.redis

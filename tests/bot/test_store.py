@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError, JobNotFoundError
-from bot.jobs import JobSpec, RetryPolicy
-from bot.store import SQLiteJobStore, open_store
+from bot.jobs.backends import open_store
+from bot.jobs.model import JobSpec, RetryPolicy
+from bot.jobs.sqlite_store import SQLiteJobStore
 from tests.bot.conftest import Clock
 
 

@@ -10,9 +10,10 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from bot.hub import marker, set_hub_timeout
-from bot.jobs import Job, JobSpec
-from bot.store import SQLiteJobStore
-from bot.worker import Worker, build_worker
+from bot.jobs.model import Job, JobSpec
+from bot.jobs.sqlite_store import SQLiteJobStore
+from bot.jobs.worker import Worker
+from bot.runtime import build_worker
 from tests.bot.conftest import MODEL_REPO, make_settings
 from tests.bot.hostile import Listener, hostile_pickle, pickle_attack
 from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.pipeline import ExportRequest, run_export
+from exporter.run import ExportRequest, run_export
 from exporter.sample import TINY_CONFIGS
 from exporter.specs import get_spec
 from exporter.support import support_matrix

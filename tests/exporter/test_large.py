@@ -1,4 +1,4 @@
-"""Large checkpoints: weights in ``model.onnx.data``, checked by path, loaded by ONNX Runtime, listed in the report.
+"""Large checkpoints: weights in ``model.onnx_data``, checked by path, loaded by ONNX Runtime, listed in the report.
 
 A real 2 GB model is the benchmark's job (``benchmarks/bench_large.py``); here the threshold is lowered
 so a tiny model takes the same path.
@@ -36,14 +36,14 @@ def test_external_data_above_threshold(checkpoint_factory, tmp_path: Path) -> No
     report = run_export(request)
 
     assert report.status == "passed"
-    graph, data = out / "model.onnx", out / "model.onnx.data"
+    graph, data = out / "model.onnx", out / "model.onnx_data"
     assert data.stat().st_size > 0
     listed = {entry["path"]: entry for entry in json.loads((out / "report.json").read_text())["files"]}
-    assert set(listed) == {"model.onnx", "model.onnx.data"}
+    assert set(listed) == {"model.onnx", "model.onnx_data"}
     for name, entry in listed.items():
         assert entry["sha256"] == _sha256(out / name)
         assert entry["bytes"] == (out / name).stat().st_size
-    assert "model.onnx.data" in (out / "report.md").read_text()
+    assert "model.onnx_data" in (out / "report.md").read_text()
 
     onnx.checker.check_model(str(graph))  # by path, as for a model past 2 GiB
     header = onnx.load(str(graph), load_external_data=False)
@@ -51,6 +51,6 @@ def test_external_data_above_threshold(checkpoint_factory, tmp_path: Path) -> No
     inline = [t for t in header.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
     assert external and all(len(t.raw_data) <= 256 for t in inline)  # only scalars and biases stay inline
     locations = {entry.value for t in external for entry in t.external_data if entry.key == "location"}
-    assert locations == {"model.onnx.data"}  # relative: the folder can move
+    assert locations == {"model.onnx_data"}  # relative: the folder can move
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     assert [output.name for output in session.get_outputs()] == ["logits"]

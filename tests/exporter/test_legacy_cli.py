@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.onnx import build_parser, feature_to_task, main, onnx_path_for, render_log
+from exporter.legacy_cli import build_parser, feature_to_task, main, onnx_path_for, render_log
 from exporter.report import FormatResult, OutputCheck, Report, ShapeCheck
 
 OLD_FEATURES = (
@@ -122,15 +122,31 @@ def _report(outputs: list[OutputCheck], error: str | None = None) -> Report:
         opset=18,
         export_shape={"batch": 2, "sequence": 16},
         shapes=[check.shape],
-        formats=[FormatResult("onnx", "model.onnx", [check])],
+        formats=[FormatResult(format="onnx", file="model.onnx", checks=[check])],
     )
 
 
 def test_failed_validation_renders_the_old_failure_lines() -> None:
     report = _report(
         [
-            OutputCheck("start_logits", [3, 11], [3, 11], 0.25, 0.1, 1e-4, False),
-            OutputCheck("end_logits", [3, 12], [3, 11], float("inf"), float("inf"), 1e-4, False),
+            OutputCheck(
+                name="start_logits",
+                shape=[3, 11],
+                reference_shape=[3, 11],
+                max_abs_diff=0.25,
+                max_rel_diff=0.1,
+                atol=1e-4,
+                passed=False,
+            ),
+            OutputCheck(
+                name="end_logits",
+                shape=[3, 12],
+                reference_shape=[3, 11],
+                max_abs_diff=float("inf"),
+                max_rel_diff=float("inf"),
+                atol=1e-4,
+                passed=False,
+            ),
         ]
     )
     lines = render_log(report, Path("out/model.onnx"))

@@ -18,7 +18,7 @@ from exporter.errors import (
     WeightsError,
 )
 from exporter.loading import hub_patterns, load_config, looks_like_repo_id, resolve_checkpoint
-from exporter.pipeline import ExportRequest, load
+from exporter.run import ExportRequest, load
 
 
 def _request(path: Path, task: str = "auto") -> ExportRequest:
@@ -84,7 +84,7 @@ def test_corrupt_weights(checkpoint_factory, tmp_path: Path) -> None:
 
 
 class _Payload:
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (print, ("pickle payload ran",))
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
+from exporter.errors import ReportError
 from exporter.report import FileEntry, FormatResult, Report
-from exporter.validate import compare_outputs
+from exporter.validation import compare_outputs
 
 
 def _report(tmp_path: Path, atol: float) -> Report:
@@ -27,7 +31,7 @@ def _report(tmp_path: Path, atol: float) -> Report:
         opset=18,
         export_shape=shape,
         shapes=[shape],
-        formats=[FormatResult("onnx", "model.onnx", [check], "note")],
+        formats=[FormatResult(format="onnx", file="model.onnx", checks=[check], note="note")],
         files=[FileEntry.of(tmp_path, tmp_path / "model.onnx")],
         versions={"torch": "x", "opset": 18},
     )
@@ -81,10 +85,18 @@ def test_components_are_entries_of_their_own(tmp_path: Path) -> None:
     report = _report(tmp_path, atol=1e-2)
     check = report.formats[0].checks[0]
     failing = compare_outputs({"logits": np.zeros(2)}, {"logits": np.ones(2)}, 1e-4, check.shape)
-    report.formats = [
-        FormatResult("onnx", "encoder_model.onnx", [check], "ok", component="encoder_model"),
-        FormatResult("onnx", "decoder_model.onnx", [failing], "bad", component="decoder_model"),
-    ]
+    report = report.model_copy(
+        update={
+            "formats": [
+                FormatResult(
+                    format="onnx", file="encoder_model.onnx", checks=[check], note="ok", component="encoder_model"
+                ),
+                FormatResult(
+                    format="onnx", file="decoder_model.onnx", checks=[failing], note="bad", component="decoder_model"
+                ),
+            ]
+        }
+    )
     data = report.to_dict()
     assert [(f["format"], f["component"], f["file"], f["passed"]) for f in data["formats"]] == [
         ("onnx", "encoder_model", "encoder_model.onnx", True),
@@ -93,4 +105,36 @@ def test_components_are_entries_of_their_own(tmp_path: Path) -> None:
     assert data["status"] == "failed"
     assert report.failures() == ["onnx decoder_model batch=2,sequence=8 logits: max_abs_diff 1 > atol 0.0001"]
     assert "| onnx decoder_model |" in report.to_markdown()
-    assert FormatResult("onnx", "model.onnx", [check]).label == "onnx"
+    assert FormatResult(format="onnx", file="model.onnx", checks=[check]).label == "onnx"
+
+
+def test_report_reads_back_exactly(tmp_path: Path) -> None:
+    report = _report(tmp_path, atol=1e-2)
+    report.write(tmp_path)
+    assert Report.read(tmp_path) == report
+    assert Report.from_json(report.to_json()).to_json() == report.to_json()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(schema_version=2), "schema version"),
+        (lambda d: d.update(status="passed"), "disagrees"),
+        (lambda d: d["formats"][0].update(passed=True), "disagrees"),
+        (lambda d: d["formats"][0]["checks"][0]["outputs"][0].update(atol="0.1"), "formats.0.checks.0.outputs.0.atol"),
+        (lambda d: d["files"].append({"path": "x"}), "files.1"),
+        (lambda d: d.update(surprise=1), "surprise"),
+    ],
+)
+def test_report_reader_is_strict(tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str) -> None:
+    data = _report(tmp_path, atol=1e-4).to_dict()  # a failing report: status "failed"
+    edit(data)
+    with pytest.raises(ReportError, match=message):
+        Report.from_json(json.dumps(data))
+
+
+def test_report_reader_refuses_non_json() -> None:
+    with pytest.raises(ReportError, match="not JSON"):
+        Report.from_json(b"\xff{")
+    with pytest.raises(ReportError, match="not a JSON object"):
+        Report.from_json("[]")

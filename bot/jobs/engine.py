@@ -1,9 +1,9 @@
 """Redis mode: the job store on Redis plus Dramatiq, the task engine that carries one message per job.
 
-The web process writes the job (:class:`bot.redis_store.RedisJobStore`, one Lua script) and then
+The web process writes the job (:class:`bot.jobs.redis_store.RedisJobStore`, one Lua script) and then
 sends a Dramatiq message naming it, before answering 202. ``export-bot worker`` runs a Dramatiq
 worker on that queue; for each message it claims the job with a lease and runs the same
-:class:`bot.worker.Worker` code (and so :meth:`bot.pipeline.JobPipeline.run`) as the SQLite mode.
+:class:`bot.jobs.worker.Worker` code (and so :meth:`bot.pipeline.flow.JobPipeline.run`) as the SQLite mode.
 
 Delivery is at least once: Dramatiq acks a message only after the actor returns and gives a dead
 worker's unacked messages to others; the job's lease makes a duplicate message a no-op; a sweeper
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
@@ -24,10 +25,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
 from bot.errors import ConfigError, StoreError
-from bot.jobs import RetryPolicy
-from bot.redis_store import RedisJobStore
+from bot.jobs.model import JobStore, RetryPolicy
+from bot.jobs.redis_store import RedisJobStore
+from bot.jobs.worker import Worker
 from bot.settings import BotSettings
-from bot.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +82,17 @@ def open_redis_store(url: str, policy: RetryPolicy) -> RedisJobStore:
 
 
 def start_engine_workers(
-    settings: BotSettings, store: JobStore, count: int
+    settings: BotSettings, store: JobStore, make_worker: Callable[[JobStore], Worker], count: int
 ) -> tuple[threading.Event, list[threading.Thread]]:
     """A Dramatiq worker with ``count`` threads, plus the sweeper; set the event to stop both."""
     if not isinstance(store, RedisJobStore) or not isinstance(store.dispatch, DramatiqDispatch):
         raise ConfigError("engine workers need the Redis store opened by open_redis_store")
-    from bot.worker import build_worker
-
     broker = store.dispatch.broker
     local = threading.local()
 
     def run_job(job_id: str) -> None:
         if not hasattr(local, "worker"):
-            local.worker = build_worker(settings, store)  # one lease owner name per thread
+            local.worker = make_worker(store)  # one lease owner name per thread
         local.worker.run_job_id(job_id)
 
     if ACTOR not in broker.get_declared_actors():

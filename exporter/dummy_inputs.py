@@ -42,11 +42,6 @@ def restrict_shape(shape: Shape, axes: Iterable[str]) -> dict[str, int]:
     return {axis: size for axis, size in complete_shape(shape).items() if axis in wanted}
 
 
-def shape_for(spec: ModelSpec, task: str, shape: Shape) -> dict[str, int]:
-    """Drop axes the spec's inputs do not have (vision inputs have no sequence axis)."""
-    return restrict_shape(shape, {axis for inp in spec.inputs_for(task) for axis in inp.dynamic_axes.values()})
-
-
 def select_inputs(spec: ModelSpec, task: str, forward_parameters: AbstractSet[str]) -> tuple[InputSpec, ...]:
     """The spec's candidate inputs that this model's forward actually takes."""
     return tuple(inp for inp in spec.inputs_for(task) if inp.name in forward_parameters)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.hub import marker
-from bot.repo_config import FILENAME
+from bot.pipeline.repo_config import FILENAME
 
 _FORMAT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
 

@@ -15,12 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from bot.errors import PermanentJobError, SkipJob, TransientJobError
-from bot.hub import HubClient, set_hub_timeout
-from bot.jobs import Job, RetryPolicy
-from bot.pipeline import JobPipeline, Outcome
-from bot.sandbox import make_runner
-from bot.settings import BotSettings
-from bot.store import JobStore, open_store
+from bot.jobs.model import Job, JobStore, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -114,41 +109,3 @@ class Worker:
                 ran = None
             if ran is None:
                 stop.wait(self.poll_seconds)
-
-
-def build_worker(settings: BotSettings, store: JobStore | None = None) -> Worker:
-    """A worker wired from settings: store, Hub client, sandbox runner, pipeline."""
-    store = store or open_store(settings.store_url, retry_policy(settings))
-    set_hub_timeout(settings.hub_timeout)
-    hub = HubClient(endpoint=settings.hf_endpoint, token=settings.token(), bot_user=settings.bot_user)
-    pipeline = JobPipeline(settings, hub, make_runner(settings.sandbox, docker_image=settings.docker_image, check=True))
-    return Worker(store, pipeline.run, lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds)
-
-
-def retry_policy(settings: BotSettings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.max_attempts,
-        base_seconds=settings.backoff_seconds,
-        max_seconds=settings.backoff_max_seconds,
-    )
-
-
-def start_worker_threads(
-    settings: BotSettings, store: JobStore, count: int
-) -> tuple[threading.Event, list[threading.Thread]]:
-    """``count`` workers in this process (threads polling SQLite, or a Dramatiq worker for Redis).
-
-    Set the event to stop them; each finishes its current job first.
-    """
-    if getattr(store, "dispatch", None) is not None:  # a store fed by a task engine
-        from bot.distributed import start_engine_workers
-
-        return start_engine_workers(settings, store, count)
-    stop = threading.Event()
-    threads = []
-    for i in range(count):
-        worker = build_worker(settings, store)
-        thread = threading.Thread(target=worker.run_forever, args=(stop,), name=f"export-worker-{i}", daemon=True)
-        thread.start()
-        threads.append(thread)
-    return stop, threads

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from bot.errors import JobNotFoundError, StoreError
-from bot.jobs import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy
+from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy
 
 Dispatch = Callable[[str, float], None]
 _FIELDS = tuple(Job.__dataclass_fields__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from bot.store import JobStore
+from bot.jobs.model import JobStore
 
 
 class Metrics:

@@ -20,12 +20,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from bot.errors import ConfigError, JobNotFoundError
-from bot.jobs import Job, JobSpec, JobStatus
-from bot.metrics import Metrics
-from bot.payloads import Accepted, HubWebhookPayload, decide
+from bot.jobs.model import Job, JobSpec, JobStatus, JobStore
 from bot.settings import BotSettings
-from bot.store import JobStore
-from bot.webhook import BodyTooLarge, check_secret, read_capped
+from bot.web.metrics import Metrics
+from bot.web.payloads import Accepted, HubWebhookPayload, decide
+from bot.web.webhook import BodyTooLarge, check_secret, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,9 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
         if workers <= 0:
             yield
             return
-        from bot.worker import start_worker_threads
+        from bot.runtime import start_workers
 
-        stop, _threads = start_worker_threads(settings, store, workers)
+        stop, _threads = start_workers(settings, store, workers)
         try:
             yield
         finally:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from bot.errors import (
     CheckpointRejectedError,
-    ExportFailedError,
+    ExportJobError,
+    ExportMismatchError,
     SkipJob,
     UnsafeOutputError,
-    ValidationFailedError,
 )
-from bot.outputs import CheckedOutput, check_output, failure_summary, read_report
-from bot.repo_config import RepoConfig
+from bot.pipeline.check import CheckedOutput, check_output, read_report
+from bot.pipeline.repo_config import RepoConfig
 from bot.sandbox import OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner
 
 
@@ -42,7 +42,7 @@ def exporter_args(config: RepoConfig, task: str | None) -> tuple[str, ...]:
     return (*args, OUTPUT)
 
 
-def run_export(
+def export_in_sandbox(
     runner: SandboxRunner,
     snapshot: Path,
     output: Path,
@@ -71,28 +71,28 @@ def run_export(
 def _failure(result: SandboxResult, output: Path, limits: ExportLimits) -> Exception:
     line = result.last_line() or "no message"
     if result.timed_out:
-        return ExportFailedError(f"export timed out after {limits.timeout:g} s (sandbox killed)")
+        return ExportJobError(f"export timed out after {limits.timeout:g} s (sandbox killed)")
     if result.signal is not None:
         name = _signal_name(result.signal)
-        return ExportFailedError(f"exporter killed by {name} (memory limit {limits.memory_bytes} bytes?): {line}")
+        return ExportJobError(f"exporter killed by {name} (memory limit {limits.memory_bytes} bytes?): {line}")
     code = result.returncode
     if code == 1:
         try:
             _, report = read_report(output)
-            return ValidationFailedError(f"validation failed: {failure_summary(report)}")
+            return ExportMismatchError(f"validation failed: {report.failure_summary()}")
         except UnsafeOutputError:
-            return ValidationFailedError(f"validation failed: {line}")
+            return ExportMismatchError(f"validation failed: {line}")
     if code == 2:
-        return ExportFailedError(f"the exporter refused the options: {line}")
+        return ExportJobError(f"the exporter refused the options: {line}")
     if code == 3:
         return CheckpointRejectedError(f"checkpoint problem: {line}")
     if code == 4:
         return SkipJob(f"unsupported: {line}")
     if code == 5:
-        return ExportFailedError(f"export failed: {line}")
+        return ExportJobError(f"export failed: {line}")
     if "MemoryError" in result.stderr:
-        return ExportFailedError(f"out of memory (limit {limits.memory_bytes} bytes): {line}")
-    return ExportFailedError(f"exporter exited with {code}: {line}")
+        return ExportJobError(f"out of memory (limit {limits.memory_bytes} bytes): {line}")
+    return ExportJobError(f"exporter exited with {code}: {line}")
 
 
 def _signal_name(number: int) -> str:

@@ -1,12 +1,12 @@
-"""Job store: a Protocol every backend implements, and the embedded SQLite backend.
+"""The embedded job store: SQLite, polled by worker threads in the same process.
 
 SQLite runs in WAL mode with ``synchronous=FULL``: when :meth:`enqueue` returns, the job is on
 disk, so the webhook can answer 202. Workers :meth:`claim` a job with a lease and renew it with
 :meth:`heartbeat`; a job whose lease ran out (its worker died) is claimed again. Writes by a
 worker are guarded by its lease, so a worker that lost its lease cannot overwrite the outcome.
 
-The distributed backend (``redis://``, :mod:`bot.redis_store` with the Dramatiq glue in
-:mod:`bot.distributed`) implements the same Protocol; :func:`open_store` picks one from the URL scheme.
+The distributed backend (``redis://``, :mod:`bot.jobs.redis_store` with the Dramatiq glue in
+:mod:`bot.jobs.engine`) implements the same Protocol; :mod:`bot.jobs.backends` picks one by URL scheme.
 """
 
 from __future__ import annotations
@@ -18,49 +18,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 from bot.errors import ConfigError, JobNotFoundError
-from bot.jobs import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy
-
-
-class JobStore(Protocol):
-    """Durable jobs: enqueue once, claim with a lease, finish or retry later."""
-
-    def enqueue(self, spec: JobSpec) -> tuple[Job, bool]:
-        """Store the job durably; ``(job, False)`` when the same key already exists."""
-        ...
-
-    def claim(self, worker: str, lease_seconds: float) -> Job | None: ...
-
-    def claim_job(self, job_id: str, worker: str, lease_seconds: float) -> Job | None:
-        """Take this job if it is due (or its lease ran out); ``None`` if it is not to be run now."""
-        ...
-
-    def heartbeat(self, job_id: str, worker: str, lease_seconds: float) -> bool: ...
-
-    def finish(
-        self, job_id: str, worker: str, status: JobStatus, reason: str | None, pr_url: str | None = None
-    ) -> bool: ...
-
-    def retry_later(self, job_id: str, worker: str, reason: str) -> bool: ...
-
-    def requeue(self, job_id: str) -> Job: ...
-
-    def get(self, job_id: str) -> Job: ...
-
-    def recent(self, limit: int = 50, status: JobStatus | None = None) -> list[Job]: ...
-
-    def counts(self) -> dict[str, int]: ...
-
-    def record_bot_commit(self, sha: str) -> None: ...
-
-    def is_bot_commit(self, sha: str) -> bool: ...
-
-    def ping(self) -> None: ...
-
-    def close(self) -> None: ...
-
+from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, JobStore, RetryPolicy
+from bot.jobs.worker import Worker
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -276,7 +237,8 @@ def _job(row: sqlite3.Row) -> Job:
     return Job(**{key: row[key] for key in row.keys()})  # noqa: SIM118 — sqlite3.Row has no iteration of keys
 
 
-def _open_sqlite(url: str, policy: RetryPolicy) -> JobStore:
+def open_sqlite_store(url: str, policy: RetryPolicy) -> SQLiteJobStore:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``."""
     path = url.removeprefix("sqlite://")
     path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db → rel.db, sqlite:////abs → /abs
     if not path:
@@ -284,22 +246,15 @@ def _open_sqlite(url: str, policy: RetryPolicy) -> JobStore:
     return SQLiteJobStore(path, policy=policy)
 
 
-def _open_redis(url: str, policy: RetryPolicy) -> JobStore:
-    from bot.distributed import open_redis_store  # redis and dramatiq only when configured
-
-    return open_redis_store(url, policy)
-
-
-BACKENDS: dict[str, Callable[[str, RetryPolicy], JobStore]] = {
-    "sqlite": _open_sqlite,
-    "redis": _open_redis,
-    "rediss": _open_redis,  # Redis over TLS
-}
-
-
-def open_store(url: str, policy: RetryPolicy | None = None) -> JobStore:
-    """Open the backend named by the URL scheme (``sqlite:///path``, ``redis://host:port/db?prefix=P``)."""
-    scheme = url.split(":", 1)[0]
-    if scheme not in BACKENDS:
-        raise ConfigError(f"store URL scheme {scheme!r} not supported (known: {', '.join(BACKENDS)})")
-    return BACKENDS[scheme](url, policy or RetryPolicy())
+def start_polling_workers(
+    store: JobStore, make_worker: Callable[[JobStore], Worker], count: int
+) -> tuple[threading.Event, list[threading.Thread]]:
+    """``count`` worker threads polling the store; set the event to stop them (each finishes its job)."""
+    stop = threading.Event()
+    threads = []
+    for i in range(count):
+        worker = make_worker(store)
+        thread = threading.Thread(target=worker.run_forever, args=(stop,), name=f"export-worker-{i}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return stop, threads

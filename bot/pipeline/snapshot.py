@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.errors import CheckpointRejectedError, SkipJob
 from bot.hub import HubClient
-from bot.repo_config import FILENAME as REPO_CONFIG
+from bot.pipeline.repo_config import FILENAME as REPO_CONFIG
 
 CONFIG_MAX_BYTES = 1 << 20
 SIDE_FILES = frozenset(

@@ -8,7 +8,6 @@ the encoder and decoders of a seq2seq model with past).
 
 from __future__ import annotations
 
-import gc
 import inspect
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -17,22 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from exporter import inputs as dummy
+from exporter import dummy_inputs
 from exporter.components import Component, build_components
-from exporter.errors import UnsupportedTaskError, ValidationFailedError
+from exporter.errors import ForwardFailedError, UnsupportedTaskError, ValidationFailedError, first_line
+from exporter.files import COMPONENTS, REPORT_FILES, export_file_names
 from exporter.formats import FORMATS, ExportContext
 from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
-from exporter.loading import Checkpoint, load_config, load_model, resolve_checkpoint
+from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
-from exporter.outputs import flatten_outputs, flatten_tensors
-from exporter.report import FileEntry, FormatResult, Report, ShapeCheck
-from exporter.specs import InputSpec, ModelSpec, get_spec
+from exporter.report import FileEntry, Report
+from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
-from exporter.validate import compare_outputs
+from exporter.tensors import flatten_outputs
+from exporter.validation import validate
 from exporter.versions import versions
 
 DEFAULT_OPSET = 18
@@ -52,24 +51,10 @@ class ExportRequest:
     formats: tuple[str, ...] = ("onnx", "torchscript")
     trust_remote_code: bool = False
     token: str | None = field(default=None, repr=False)
-    export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy.EXPORT_SHAPE))
-    validation_shapes: tuple[Mapping[str, int], ...] = dummy.VALIDATION_SHAPES
+    export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy_inputs.EXPORT_SHAPE))
+    validation_shapes: tuple[Mapping[str, int], ...] = dummy_inputs.VALIDATION_SHAPES
     #: Weights above this many bytes go to ``model.onnx.data`` (protobuf cannot hold 2 GiB).
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD
-
-
-@dataclass
-class Loaded:
-    """A model ready to export, with what the later steps need to know about it."""
-
-    checkpoint: Checkpoint
-    spec: ModelSpec
-    task: str
-    config: Any
-    model: Any
-    inputs: tuple[InputSpec, ...]
-    #: Argument names of ``model.forward``.
-    forward_parameters: frozenset[str] = frozenset()
 
 
 def _quiet(_: str) -> None:
@@ -97,8 +82,9 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         with _timed(timings, name, progress, f"Exporting {name}"):
             for component, context in parts:
                 written += FORMATS[name].export(component.module, context)
+    atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
-        results = validate(loaded, request, parts)
+        results = validate(parts, request.formats, request.validation_shapes, atol)
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
         model=loaded.checkpoint.source,
@@ -107,8 +93,8 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         architecture=type(loaded.model).__name__,
         task=loaded.task,
         opset=request.opset if "onnx" in request.formats else None,
-        export_shape=dummy.restrict_shape(request.export_shape, axes),
-        shapes=[dummy.restrict_shape(shape, axes) for shape in request.validation_shapes],
+        export_shape=dummy_inputs.restrict_shape(request.export_shape, axes),
+        shapes=[dummy_inputs.restrict_shape(shape, axes) for shape in request.validation_shapes],
         formats=results,
         files=[FileEntry.of(request.output_dir, path) for path in written],
         versions=versions(request.opset),
@@ -136,7 +122,7 @@ def load(request: ExportRequest) -> Loaded:
     model_class = spec.model_class or get_task(task).auto()
     model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
     parameters = frozenset(inspect.signature(model.forward).parameters)
-    return Loaded(checkpoint, spec, task, config, model, dummy.select_inputs(spec, task, parameters), parameters)
+    return Loaded(checkpoint, spec, task, config, model, dummy_inputs.select_inputs(spec, task, parameters), parameters)
 
 
 def configure(config: Any, spec: ModelSpec, task: str) -> None:
@@ -147,16 +133,17 @@ def configure(config: Any, spec: ModelSpec, task: str) -> None:
         setattr(config, key, value)
 
 
-def build_context(loaded: Loaded, request: ExportRequest) -> ExportContext:
-    """The export context of the first (for most tasks the only) component."""
-    return component_context(loaded, build_components(loaded)[0], request)
-
-
 def component_context(loaded: Loaded, component: Component, request: ExportRequest) -> ExportContext:
     """Sample inputs at the export shape, their dynamic axes, and the output names of an eager run."""
-    sample = component.make_inputs(request.export_shape, 0)
-    with torch.no_grad():
-        names = tuple(flatten_outputs(component.module(**sample)))
+    try:
+        sample = component.make_inputs(request.export_shape, 0)
+        with torch.no_grad():
+            names = tuple(flatten_outputs(component.module(**sample)))
+    except Exception as e:  # the checkpoint's own code fails before any export happens
+        raise ForwardFailedError(
+            f"the model's own forward fails on sample inputs ({type(e).__name__}: {first_line(e)}); "
+            "check the checkpoint's config"
+        ) from e
     limit = getattr(loaded.config, "max_position_embeddings", None)
     return ExportContext(
         inputs=sample,
@@ -179,79 +166,15 @@ def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[in
     return bounds
 
 
-def validate(
-    loaded: Loaded, request: ExportRequest, parts: list[tuple[Component, ExportContext]]
-) -> list[FormatResult]:
-    """Run eager PyTorch and every exported file on every validation shape; compare output by output.
-
-    One :class:`FormatResult` per format and component, format by format.
-    """
-    atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
-    checks = {component.name: validate_component(component, context, request, atol) for component, context in parts}
-    results = []
-    for name in request.formats:
-        fmt = FORMATS[name]
-        for component, _ in parts:
-            shape_checks = checks[component.name][name]
-            passing = [c.shape for c in shape_checks if c.passed]
-            failing = [c.shape for c in shape_checks if not c.passed]
-            note = fmt.note(passing, failing)
-            file = f"{component.name}{fmt.suffix}"
-            results.append(FormatResult(name, file, shape_checks, note, component=component.name))
-    return results
-
-
-def validate_component(
-    component: Component, context: ExportContext, request: ExportRequest, atol: float
-) -> dict[str, list[ShapeCheck]]:
-    """Checks of one component's file in each format, one per validation shape.
-
-    Eager references come first; then one runtime at a time is loaded, run on every shape and
-    dropped, so peak memory holds the eager model and a single exported copy, not all of them.
-    """
-    axes = {axis for axes in context.dynamic_axes.values() for axis in axes.values()}
-    cases = []
-    for index, requested in enumerate(request.validation_shapes):
-        sample = component.make_inputs(requested, index + 1)
-        with torch.no_grad():
-            outputs = flatten_outputs(component.module(**sample))
-        reference = {name: outputs[name].numpy() for name in context.output_names if name in outputs}
-        feeds = {name: tensor.numpy() for name, tensor in flatten_tensors(sample).items()}
-        cases.append((dummy.restrict_shape(requested, axes), feeds, reference))
-    checks: dict[str, list[ShapeCheck]] = {}
-    for name in request.formats:
-        run = FORMATS[name].load(context.path(FORMATS[name].suffix), context)
-        checks[name] = [_check(run, feeds, reference, atol, shape) for shape, feeds, reference in cases]
-        del run
-        gc.collect()
-    return checks
-
-
-def _check(
-    run: Any,
-    feeds: dict[str, np.ndarray],
-    reference: dict[str, np.ndarray],
-    atol: float,
-    shape: dict[str, int],
-) -> ShapeCheck:
-    try:
-        actual = run(feeds)
-    except Exception as e:  # the runtime refused this shape: a validation failure, reported as such
-        message = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        return ShapeCheck(shape=dict(shape), outputs=[], passed=False, error=f"run failed: {message}")
-    return compare_outputs(reference, actual, atol, shape)
-
-
-#: Every component name an export can write (see :mod:`exporter.components`).
-COMPONENT_NAMES = ("model", "encoder_model", "decoder_model", "decoder_with_past_model")
-
-
 def clean_output_dir(path: Path) -> None:
-    """Remove what a previous export wrote there (only files this tool writes)."""
-    files = [f"{stem}{suffix}" for stem in COMPONENT_NAMES for suffix in (".onnx", ".onnx.data", ".pt")]
-    for name in (*files, "report.json", "report.md"):
+    """Remove what a previous export wrote there (only names this tool writes, see :mod:`exporter.files`)."""
+    for name in (*export_file_names(), *REPORT_FILES, *LEGACY_NAMES):
         target = path / name
         if target.is_dir():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
+
+
+#: Names earlier releases wrote (weights were ``model.onnx.data``): removed too, never written.
+LEGACY_NAMES = tuple(f"{component}.onnx.data" for component in COMPONENTS)

@@ -10,18 +10,17 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from bot.errors import ConfigError, PermanentJobError
-from bot.export_step import ExportLimits, run_export
 from bot.hub import BotPullRequest, HubClient, OpenedPullRequest
-from bot.jobs import Job
-from bot.outputs import CheckedOutput
-from bot.pr_text import pr_description, pr_title, usage_comment
-from bot.repo_config import RepoConfig, load_repo_config
+from bot.jobs.model import Job, Outcome
+from bot.pipeline.check import CheckedOutput
+from bot.pipeline.pr_text import pr_description, pr_title, usage_comment
+from bot.pipeline.repo_config import RepoConfig, load_repo_config
+from bot.pipeline.sandboxed_export import ExportLimits, export_in_sandbox
+from bot.pipeline.snapshot import check_model_size, fetch_snapshot, read_model_config
 from bot.sandbox import SandboxRunner
 from bot.settings import BotSettings
-from bot.snapshot import check_model_size, fetch_snapshot, read_model_config
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +32,6 @@ class OpenPrs:
     same: BotPullRequest | None
     newer: list[BotPullRequest]
     older: list[BotPullRequest]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a job ended well: succeeded (with a PR) or skipped (with the reason)."""
-
-    status: Literal["succeeded", "skipped"]
-    reason: str
-    pr_url: str | None = None
-    pr_commit: str | None = None
 
 
 class JobPipeline:
@@ -119,7 +108,7 @@ class JobPipeline:
             threads=self.settings.sandbox_threads,
         )
         outputs = [
-            run_export(self.runner, snapshot, workdir / f"output-{i}", config, task, limits)
+            export_in_sandbox(self.runner, snapshot, workdir / f"output-{i}", config, task, limits)
             for i, task in enumerate(config.task_list())
         ]
         done = self._settled(job)  # the export took a while: look again before opening a PR

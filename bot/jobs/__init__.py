@@ -1,0 +1,1 @@
+"""Durable jobs: the job model and store Protocol, the SQLite and Redis stores, the workers that run them."""

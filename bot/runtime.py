@@ -1,0 +1,45 @@
+"""Wiring from settings: the job store, the workers, and the job logic they run.
+
+The one place that knows every part (store backend, Hub client, sandbox, pipeline); the CLI and
+the web process call it, the parts themselves never import each other across areas.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from bot.hub import HubClient, set_hub_timeout
+from bot.jobs.backends import backend_for, open_store
+from bot.jobs.model import JobStore, RetryPolicy
+from bot.jobs.worker import Worker
+from bot.pipeline.flow import JobPipeline
+from bot.sandbox import make_runner
+from bot.settings import BotSettings
+
+
+def retry_policy(settings: BotSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_seconds=settings.backoff_seconds,
+        max_seconds=settings.backoff_max_seconds,
+    )
+
+
+def open_settings_store(settings: BotSettings) -> JobStore:
+    """The store the settings name, with their retry policy."""
+    return open_store(settings.store_url, retry_policy(settings))
+
+
+def build_worker(settings: BotSettings, store: JobStore | None = None) -> Worker:
+    """A worker wired from settings: store, Hub client, sandbox runner, pipeline."""
+    store = store or open_settings_store(settings)
+    set_hub_timeout(settings.hub_timeout)
+    hub = HubClient(endpoint=settings.hf_endpoint, token=settings.token(), bot_user=settings.bot_user)
+    pipeline = JobPipeline(settings, hub, make_runner(settings.sandbox, docker_image=settings.docker_image, check=True))
+    return Worker(store, pipeline.run, lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds)
+
+
+def start_workers(settings: BotSettings, store: JobStore, count: int) -> tuple[threading.Event, list[threading.Thread]]:
+    """``count`` workers in this process, as the store's backend runs them; set the event to stop them."""
+    backend = backend_for(settings.store_url)
+    return backend.start_workers(settings, store, lambda s: build_worker(settings, s), count)

@@ -1,0 +1,164 @@
+"""What every sandbox backend shares: the request, the result, the runner Protocol, running a command.
+
+A runner gets a :class:`SandboxRequest` — interpreter arguments with the :data:`SNAPSHOT` and
+:data:`OUTPUT` placeholders, a read-only snapshot folder, one writable output folder, limits —
+and returns a :class:`SandboxResult`. Every backend starts from an empty environment
+(:func:`sandbox_env`), so the HF token never reaches the sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from bot.errors import SandboxUnavailableError
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "@SNAPSHOT@"
+OUTPUT = "@OUTPUT@"
+_TAIL_BYTES = 64 * 1024
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxRequest:
+    """One run: ``python *args`` with the snapshot read-only and only ``output_dir`` writable."""
+
+    args: tuple[str, ...]
+    snapshot_dir: Path
+    output_dir: Path
+    timeout: float
+    memory_bytes: int
+    max_file_bytes: int = 16 << 30
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How the run ended; ``stdout``/``stderr`` keep only their last 64 KB."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+
+    @property
+    def signal(self) -> int | None:
+        return -self.returncode if self.returncode < 0 else None
+
+    def last_line(self, limit: int = 500) -> str:
+        """The last stderr line (where the exporter prints its error), without terminal escapes."""
+        text = _ANSI.sub("", self.stderr)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        line = "".join(c for c in (lines[-1] if lines else "") if c.isprintable())
+        return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class SandboxRunner(Protocol):
+    """A backend: builds the command line and runs it under the request's limits."""
+
+    name: str
+
+    def command(self, request: SandboxRequest) -> list[str]: ...
+
+    def run(self, request: SandboxRequest) -> SandboxResult: ...
+
+
+def sandbox_env(threads: int, pythonpath: str | None) -> dict[str, str]:
+    """The whole environment inside the sandbox: nothing inherited from the bot."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "HF_HOME": "/tmp/hf",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def exporter_source_dir() -> Path | None:
+    """The folder holding the ``exporter`` package when it is not installed into site-packages."""
+    spec = importlib.util.find_spec("exporter")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        return None
+    package = Path(locations[0]).resolve()
+    prefix = Path(sys.prefix).resolve()
+    return None if package.is_relative_to(prefix) else package
+
+
+def substitute(args: Sequence[str], snapshot: str, output: str) -> list[str]:
+    return [snapshot if a == SNAPSHOT else output if a == OUTPUT else a for a in args]
+
+
+def prlimit_prefix(request: SandboxRequest) -> list[str]:
+    """``prlimit`` in front of the command: the limits hold before the first instruction runs."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        raise SandboxUnavailableError("prlimit (util-linux) is needed to apply memory and file limits")
+    return [prlimit, f"--as={request.memory_bytes}", f"--fsize={request.max_file_bytes}", "--core=0", "--"]
+
+
+def _tail(handle: IO[bytes]) -> str:
+    handle.seek(0, os.SEEK_END)
+    handle.seek(max(handle.tell() - _TAIL_BYTES, 0))
+    return handle.read().decode("utf-8", "replace")
+
+
+def run_command(
+    command: list[str],
+    timeout: float,
+    *,
+    env: dict[str, str] | None = None,
+    on_timeout: Callable[[], None] | None = None,
+) -> SandboxResult:
+    """Run in a new session with ``env`` (default: empty); on timeout kill the whole process group."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env or {}, start_new_session=True
+        )
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            if on_timeout is not None:
+                on_timeout()
+            kill_group(proc)
+        except BaseException:
+            kill_group(proc)
+            raise
+        return SandboxResult(proc.returncode, _tail(out), _tail(err), timed_out, time.monotonic() - start)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ``proc`` leads, then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -1,0 +1,1 @@
+"""The web process: the Hub webhook endpoint, its payloads and checks, and the operators' views."""
