@@ -22,7 +22,11 @@ from exporter.sample import build_sample_checkpoint
 NEW_TOKENS = 8
 PROMPT = np.array([[5, 17, 33, 60, 7, 12, 90]], dtype=np.int64)
 #: Weights larger than the usual 0.02 init, so a random model does not repeat one token forever.
-WIDE_INIT: dict[str, dict[str, Any]] = {"gpt2": {"initializer_range": 0.3}, "t5": {"initializer_factor": 3.0}, "bart": {"init_std": 0.3}}
+WIDE_INIT: dict[str, dict[str, Any]] = {
+    "gpt2": {"initializer_range": 0.3},
+    "t5": {"initializer_factor": 3.0},
+    "bart": {"init_std": 0.3},
+}
 
 
 def _session(path: Path) -> Any:
