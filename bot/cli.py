@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,16 @@ SettingsOption = Annotated[
     Path | None,
     typer.Option("--settings", help="YAML settings file (environment variables win).", exists=True),
 ]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+_debug = False
+
+
+def _remember_debug(value: bool) -> bool:
+    global _debug
+    _debug = _debug or value
+    return value
+
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.", callback=_remember_debug)]
 
 
 def _settings(path: Path | None, debug: bool) -> BotSettings:
@@ -138,27 +148,24 @@ def retry(
     typer.echo(f"job {job.id} queued again ({job.repo}@{job.sha[:8]})")
 
 
-def main() -> None:
-    """Entry point: typed errors become one line and exit code 1; ``--debug`` shows the traceback."""
-    try:
-        app(standalone_mode=False)
-    except BotError as e:
-        if "--debug" in sys.argv:
-            raise
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except ValueError as e:  # requeue of a running job
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
-    except Exception as e:
-        import click
+def _report_error(error: BaseException) -> int:
+    """One line on stderr (the traceback too with ``--debug``); the exit code (see :mod:`bot.errors`)."""
+    if _debug:
+        traceback.print_exception(error)
+    if isinstance(error, BotError):
+        typer.echo(f"error: {error}", err=True)
+        return error.exit_code
+    hint = "" if _debug else " (rerun with --debug for the traceback)"
+    typer.echo(f"internal error: {type(error).__name__}: {error}{hint}", err=True)
+    return 70
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+
+def main() -> None:
+    """Entry point: the one place errors become a message and an exit code."""
+    try:
+        app()  # usage errors and Ctrl-C are typer's: exit 2 and 1
+    except Exception as e:
+        sys.exit(_report_error(e))
 
 
 __all__ = ["app", "main"]

@@ -2,6 +2,20 @@
 
 Job errors carry how the job ends: :class:`TransientJobError` is retried with backoff,
 :class:`PermanentJobError` fails the job at once, :class:`SkipJob` records a reason and stops.
+
+Errors that reach ``export-bot`` end the command with their ``exit_code`` (caught once, in
+:func:`bot.cli.main`; ``--debug`` adds the traceback):
+
+==== ==================================================================
+code meaning
+==== ==================================================================
+0    done
+2    bad command line or settings (:class:`ConfigError`)
+3    the job store: unreachable, no such job, a job in the wrong state
+4    the sandbox cannot run here (:class:`SandboxError`)
+6    the Hub refused or could not be reached (``webhook create``)
+70   internal error (a bug: rerun with ``--debug`` and report it)
+==== ==================================================================
 """
 
 from __future__ import annotations
@@ -10,13 +24,19 @@ from __future__ import annotations
 class BotError(Exception):
     """Root of every error the bot raises on purpose."""
 
+    exit_code: int = 70
+
 
 class ConfigError(BotError, ValueError):
     """Bot settings or a repo's ``.export-bot.yaml`` are invalid."""
 
+    exit_code = 2
+
 
 class StoreError(BotError, RuntimeError):
     """The job store cannot do what was asked."""
+
+    exit_code = 3
 
 
 class JobNotFoundError(StoreError, KeyError):
@@ -26,8 +46,14 @@ class JobNotFoundError(StoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class JobStateError(StoreError, ValueError):
+    """The job is not in a state that allows this (requeue of a running job)."""
+
+
 class SandboxError(BotError, RuntimeError):
     """The sandbox could not run the command (not: the command failed)."""
+
+    exit_code = 4
 
 
 class SandboxUnavailableError(SandboxError, FileNotFoundError):
@@ -36,6 +62,8 @@ class SandboxUnavailableError(SandboxError, FileNotFoundError):
 
 class JobError(BotError):
     """A job step failed; ``reason`` is what the job records."""
+
+    exit_code = 6
 
     @property
     def reason(self) -> str:

@@ -1,8 +1,15 @@
-"""Shared fixtures: offline guards and tiny checkpoints built locally."""
+"""Shared fixtures: offline guards, system-tool requirements, tiny checkpoints built locally.
+
+Tests that need a system tool carry its marker (``bwrap``, ``redis``); on a machine without the
+tool they are skipped with a reason that says how to get it. ``.ci/run`` installs every tool and
+sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that is missing then fails
+the test instead, so CI cannot pass by skipping.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +22,40 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+pytest_plugins = ["tests.support.bot_fixtures"]
+
 _real_connect = socket.socket.connect
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+#: marker → (is the tool there?, how to get it)
+SYSTEM_TOOLS = {
+    "bwrap": (lambda: shutil.which("bwrap") is not None, "bubblewrap is not installed (apt-get install bubblewrap)"),
+    "redis": (_redis_answers, "no Redis server on 127.0.0.1:6379 (apt-get install redis-server; see .ci/run)"),
+}
+_available: dict[str, bool] = {}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose system tool is missing, or fail it when ``HUB_EXPORTER_REQUIRE`` names the tool."""
+    required = {name.strip() for name in os.environ.get("HUB_EXPORTER_REQUIRE", "").split(",") if name.strip()}
+    for marker, (present, reason) in SYSTEM_TOOLS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        if marker not in _available:
+            _available[marker] = present()
+        if not _available[marker]:
+            if marker in required:
+                pytest.fail(f"{reason}, and HUB_EXPORTER_REQUIRE requires it")
+            pytest.skip(reason)
 
 
 def _loopback_only(self: socket.socket, address: object) -> object:

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from bot.errors import JobNotFoundError, StoreError
+from bot.errors import JobNotFoundError, JobStateError, StoreError
 from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy
 
 Dispatch = Callable[[str, float], None]
@@ -279,7 +279,7 @@ class RedisJobStore:
         if raw == b"missing":
             raise JobNotFoundError(f"no job {job_id}")
         if raw == b"running":
-            raise ValueError(f"job {job_id} is running; wait for it or for its lease to expire")
+            raise JobStateError(f"job {job_id} is running; wait for it or for its lease to expire")
         job = _job(raw)
         self._send(job)
         return job

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.errors import ConfigError, JobNotFoundError
+from bot.errors import ConfigError, JobNotFoundError, JobStateError
 from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, JobStore, RetryPolicy
 from bot.jobs.worker import Worker
 
@@ -188,7 +188,7 @@ class SQLiteJobStore:
         if row is None:
             raise JobNotFoundError(f"no job {job_id}")
         if cursor.rowcount == 0:
-            raise ValueError(f"job {job_id} is running; wait for it or for its lease to expire")
+            raise JobStateError(f"job {job_id} is running; wait for it or for its lease to expire")
         return _job(row)
 
     def get(self, job_id: str) -> Job:

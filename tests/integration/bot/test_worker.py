@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,9 @@ from bot.jobs.model import Job, JobSpec
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
 from bot.runtime import build_worker
-from tests.bot.conftest import MODEL_REPO, make_settings
-from tests.bot.hostile import Listener, hostile_pickle, pickle_attack
 from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub
+from tests.support.bot_fixtures import MODEL_REPO, make_settings
+from tests.support.hostile import Listener, hostile_pickle, pickle_attack
 
 REPO = MODEL_REPO  # the repo the shared `hub` fixture creates
 BERT_CONFIG = json.dumps(
@@ -129,7 +128,6 @@ def test_persistent_5xx_gives_up_after_max_attempts(tmp_path: Path, hub: FakeHub
 
 @pytest.mark.slow
 @pytest.mark.bwrap
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 def test_hostile_checkpoint_gets_nothing_and_the_job_fails(
     tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,7 +143,7 @@ def test_hostile_checkpoint_gets_nothing_and_the_job_fails(
     api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
     sha = api.upload_file(path_or_fileobj=BERT_CONFIG, path_in_repo="config.json", repo_id=REPO).oid
     sha = api.upload_file(path_or_fileobj=payload, path_in_repo="pytorch_model.bin", repo_id=REPO).oid
-    worker = make_worker(tmp_path, hub, keep_work_dirs=True)
+    worker = make_worker(tmp_path, hub, keep_work_dirs=True, sandbox="bwrap")
     try:
         job = run(worker, sha)
     finally:

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_webhooks.py"
+BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_webhooks.py"
 
 
 def bench() -> ModuleType:

@@ -1,4 +1,4 @@
-"""Shared fixtures: settings for tests, a uvicorn server in a thread on a free loopback port."""
+"""Bot test fixtures (a pytest plugin of the root conftest): settings, a uvicorn server in a thread, a fake Hub."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> BotSettings:
         "work_dir": tmp_path / "work",
         "max_body_bytes": 64 * 1024,
         "hf_endpoint": "http://127.0.0.1:9",  # guard: a test that forgets the fake Hub fails fast
+        # The bot's logic runs the same in every sandbox; tests about isolation ask for bwrap.
+        "sandbox": "process",
         **overrides,
     }
     return BotSettings(**values)
@@ -69,7 +71,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis store URL with a key prefix of its own; fails (never skips) when no server answers."""
+    """A Redis store URL with a key prefix of its own (tests using it carry the ``redis`` marker)."""
     import uuid
 
     import redis
@@ -78,7 +80,7 @@ def redis_url() -> Iterator[str]:
     try:
         client.ping()
     except redis.RedisError as e:
-        pytest.fail(f"tests marked 'redis' need a Redis server on 127.0.0.1:6379 (.ci/run starts one): {e}")
+        pytest.fail(f"a Redis server on 127.0.0.1:6379 was expected (mark the test 'redis'): {e}")
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     try:
         yield f"{REDIS_URL}?prefix={prefix}"

@@ -13,7 +13,7 @@ from bot.jobs.backends import open_store
 from bot.jobs.engine import parse_redis_url
 from bot.jobs.model import JobSpec, RetryPolicy
 from bot.jobs.redis_store import RedisJobStore
-from tests.bot.conftest import Clock
+from tests.support.bot_fixtures import Clock
 
 pytestmark = pytest.mark.redis
 

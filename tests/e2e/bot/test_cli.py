@@ -15,7 +15,7 @@ from bot.jobs.backends import open_store
 from bot.jobs.model import JobSpec
 from tests.fakes.hub import BOT_TOKEN, serve_fake_hub
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +44,7 @@ def test_jobs_lists_and_retry_requeues(tmp_path: Path, failed_job: str) -> None:
 
 def test_retry_unknown_job_is_one_line(tmp_path: Path, failed_job: str) -> None:
     result = cli(tmp_path, "retry", "nope")
-    assert result.returncode == 1 and result.stderr.strip() == "error: no job nope"
+    assert result.returncode == 3 and result.stderr.strip() == "error: no job nope"
 
 
 def test_worker_process_runs_jobs_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -64,6 +64,7 @@ def test_worker_process_runs_jobs_and_stops_on_sigterm(tmp_path: Path) -> None:
             "EXPORT_BOT_STORE_URL": f"sqlite:///{tmp_path / 'j.db'}",
             "EXPORT_BOT_WORK_DIR": str(tmp_path / "work"),
             "EXPORT_BOT_POLL_SECONDS": "0.1",
+            "EXPORT_BOT_SANDBOX": "process",
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "worker"],

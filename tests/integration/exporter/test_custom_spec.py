@@ -18,7 +18,7 @@ from exporter.sample import TINY_CONFIGS
 from exporter.specs import SPECS, get_spec
 from exporter.user_spec import load_spec
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_spec.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "custom_spec.py"
 TINY_MPNET = TINY_CONFIGS["bert"]  # mpnet takes the same small BERT-style sizes
 
 

@@ -25,10 +25,10 @@ from bot.jobs.model import Job, JobSpec
 from bot.jobs.worker import Worker
 from bot.pipeline.snapshot import fetch_snapshot
 from bot.runtime import build_worker
-from tests.bot.conftest import MODEL_REPO, SECRET, make_settings
-from tests.bot.processes import BotProcess, bot_env, start_serve
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub
+from tests.support.bot_fixtures import MODEL_REPO, SECRET, make_settings
+from tests.support.processes import BotProcess, bot_env, start_serve
 
 SHA = "c" * 40
 REPO = MODEL_REPO  # the repo the shared `hub` fixture creates

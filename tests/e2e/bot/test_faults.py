@@ -20,10 +20,10 @@ from bot.jobs.backends import open_store
 from bot.jobs.engine import parse_redis_url
 from bot.jobs.model import JobSpec, JobStore
 from bot.jobs.redis_store import RedisJobStore
-from tests.bot.conftest import SECRET
-from tests.bot.processes import BotProcess, bot_env, finished, start_serve, start_worker, wait_for
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import FakeHub, serve_fake_hub
+from tests.support.bot_fixtures import SECRET
+from tests.support.processes import BotProcess, bot_env, finished, start_serve, start_worker, wait_for
 
 REPO = "alice/tiny-bert"
 MODEL_INFO = r"^/api/models/alice/[^/]+/revision/"

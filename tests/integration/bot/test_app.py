@@ -15,8 +15,8 @@ from bot.errors import ConfigError
 from bot.jobs.backends import open_store
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.web.app import create_app
-from tests.bot.conftest import SECRET, make_settings, serve_in_thread
 from tests.fakes import hub_webhooks
+from tests.support.bot_fixtures import SECRET, make_settings, serve_in_thread
 
 SHA = "c" * 40
 URL = "/webhooks/hub"

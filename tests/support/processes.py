@@ -16,8 +16,8 @@ import httpx
 import psutil
 
 from bot.jobs.model import Job, JobStore
-from tests.bot.conftest import SECRET, free_port
 from tests.fakes.hub import BOT_TOKEN, BOT_USER
+from tests.support.bot_fixtures import SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("succeeded", "failed", "skipped")

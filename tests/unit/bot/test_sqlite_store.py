@@ -11,7 +11,7 @@ from bot.errors import ConfigError, JobNotFoundError
 from bot.jobs.backends import open_store
 from bot.jobs.model import JobSpec, RetryPolicy
 from bot.jobs.sqlite_store import SQLiteJobStore
-from tests.bot.conftest import Clock
+from tests.support.bot_fixtures import Clock
 
 
 @pytest.fixture

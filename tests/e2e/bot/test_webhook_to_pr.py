@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,16 +24,15 @@ import pytest
 from huggingface_hub import HfApi
 
 from bot.jobs.backends import open_store
-from tests.bot.conftest import free_port
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, WRITE_TOKEN, FakeHub, serve_fake_hub
+from tests.support.bot_fixtures import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REPO = "alice/tiny-bert"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.bwrap,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed"),
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import OUTPUT, SNAPSHOT, BwrapRunner, DockerRunner, ProcessRunner, SandboxRequest, make_runner
-from tests.bot.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
+from tests.support.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
 
 TOKEN = "hf_SECRET_token_never_in_sandbox"
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
 
 @pytest.fixture
@@ -54,7 +52,6 @@ def all_output_text(output: Path) -> str:
 
 
 @pytest.mark.bwrap
-@needs_bwrap
 def test_hostile_script_gets_nothing_under_bwrap(tmp_path: Path, listener: Listener, secrets_around: Path) -> None:
     outside = tmp_path / "outside.txt"
     result = BwrapRunner().run(
@@ -71,7 +68,6 @@ def test_hostile_script_gets_nothing_under_bwrap(tmp_path: Path, listener: Liste
 
 
 @pytest.mark.bwrap
-@needs_bwrap
 def test_hostile_pickle_gets_nothing_under_bwrap(tmp_path: Path, listener: Listener, secrets_around: Path) -> None:
     """Even a plain ``pickle.load`` (no weights_only) of the payload inside the sandbox is harmless."""
     outside = tmp_path / "outside.txt"
@@ -105,7 +101,6 @@ def test_control_without_isolation_the_attack_works(tmp_path: Path, listener: Li
 
 
 @pytest.mark.bwrap
-@needs_bwrap
 def test_snapshot_is_read_only_and_output_writable(tmp_path: Path) -> None:
     code = (
         "import sys\n"
@@ -120,7 +115,6 @@ def test_snapshot_is_read_only_and_output_writable(tmp_path: Path) -> None:
 
 
 @pytest.mark.bwrap
-@needs_bwrap
 def test_time_limit_kills_the_process_group(tmp_path: Path) -> None:
     code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
     result = BwrapRunner().run(request(tmp_path, "-c", code, timeout=2))
@@ -128,7 +122,6 @@ def test_time_limit_kills_the_process_group(tmp_path: Path) -> None:
 
 
 @pytest.mark.bwrap
-@needs_bwrap
 def test_memory_limit(tmp_path: Path) -> None:
     code = "x = bytearray(3 << 30)"
     result = BwrapRunner().run(request(tmp_path, "-c", code))
@@ -164,6 +157,7 @@ def test_docker_command_line(tmp_path: Path) -> None:
     assert "HF_TOKEN" not in joined and os.environ.get("HF_TOKEN", "§") not in joined
 
 
+@pytest.mark.bwrap
 def test_bwrap_command_line_never_carries_the_token(tmp_path: Path, secrets_around: Path) -> None:
     argv = BwrapRunner().command(request(tmp_path, "-c", "pass"))
     joined = " ".join(argv)
