@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,6 @@ from exporter.errors import (
 if TYPE_CHECKING:
     from exporter.specs import InputSpec, ModelSpec
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 SAFETENSORS_PATTERNS = ["model.safetensors", "model-*.safetensors", "model.safetensors.index.json"]
 BIN_PATTERNS = ["pytorch_model.bin", "pytorch_model-*.bin", "pytorch_model.bin.index.json"]
 CONFIG_PATTERNS = ["config.json", "generation_config.json"]
@@ -57,7 +55,15 @@ class Loaded:
 
 
 def looks_like_repo_id(model: str) -> bool:
-    return bool(_REPO_ID.match(model)) and not model.startswith((".", "/", "~"))
+    """``name`` or ``namespace/name`` as the Hub allows it (huggingface_hub's own check)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        return False
+    return True
 
 
 def resolve_checkpoint(

@@ -7,17 +7,16 @@ commit as ``repo.headSha``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from pydantic import BaseModel, ConfigDict, field_validator
 
 ZERO_SHA = "0" * 40
 PR_REF_PREFIX = "refs/pr/"
 BRANCH_REF_PREFIX = "refs/heads/"
-# A Hub repo id: ``name`` or ``namespace/name``, letters, digits, ``-_.``; never ``..`` or a leading dot.
-REPO_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", re.ASCII)
 
 
 class _Model(BaseModel):
@@ -39,8 +38,10 @@ class WebhookRepo(_Model):
     @field_validator("name")
     @classmethod
     def _repo_id(cls, name: str) -> str:
-        if len(name) > 200 or ".." in name or not REPO_NAME.fullmatch(name):
-            raise ValueError("not a Hub repo id (namespace/name: letters, digits, '-', '_', '.')")
+        try:
+            validate_repo_id(name)  # huggingface_hub's own rule: namespace/name, no "..", "--", ".git"
+        except HFValidationError:
+            raise ValueError("not a Hub repo id (namespace/name: letters, digits, '-', '_', '.')") from None
         return name
 
 
