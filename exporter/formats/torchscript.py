@@ -17,6 +17,7 @@ import torch
 from exporter.errors import ExportFailedError
 from exporter.formats.base import ExportContext, Runner
 from exporter.outputs import flatten_outputs, flatten_tensors, nest
+from exporter.reproducible import strip_torchscript
 
 
 class _TupleOutputs(torch.nn.Module):
@@ -54,6 +55,7 @@ class TorchScriptFormat:
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(wrapper, example, check_trace=False, strict=False)
             torch.jit.save(traced, str(path))
+            strip_torchscript(path)
         except Exception as e:
             raise ExportFailedError(f"TorchScript trace failed: {str(e).strip().splitlines()[0][:300]}") from e
         return [path]
