@@ -38,11 +38,17 @@ class ExportResult:
     report_md: Path
     files: tuple[str, ...]  # exported files, relative to output_dir, as listed in the report
     failures: tuple[str, ...]
+    revision: str | None = None  # the Hub commit exported (Hub ids), as the report names it
 
 
 def exporter_command(config: ActionConfig) -> list[str]:
-    """``python -m exporter export …`` for this configuration."""
-    command = [sys.executable, "-m", "exporter", "export", "--model", config.model]
+    """``python -I -m exporter export …`` for this configuration.
+
+    ``-I`` (isolated mode, which implies ``-P``): the workspace, the exporter's working directory, is
+    never on ``sys.path``, so a repository's own ``exporter/`` or ``platform.py`` cannot replace the
+    action's code; ``PYTHON*`` variables of the job are ignored too.
+    """
+    command = [sys.executable, "-I", "-m", "exporter", "export", "--model", config.model]
     optional: dict[str, object | None] = {
         "--revision": config.revision,
         "--task": config.task,
@@ -111,6 +117,7 @@ def read_result(output_dir: Path, exit_code: int = 0) -> ExportResult:
         report_md=report_md,
         files=tuple(entry["path"] for entry in report.get("files", [])),
         failures=tuple(_failures(report)),
+        revision=report.get("revision") if isinstance(report.get("revision"), str) else None,
     )
 
 
