@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,12 +72,17 @@ def torch_index() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def runner(tmp_path_factory: pytest.TempPathFactory, torch_index: str) -> Runner:
-    """One runner machine and cache service for the session: the first run installs, later ones restore."""
+def runner(tmp_path_factory: pytest.TempPathFactory, torch_index: str) -> Iterator[Runner]:
+    """One runner machine and cache service for the session: the first run installs, later ones restore.
+
+    Removed at the end of the session: its venvs hold tens of thousands of files, which pytest would
+    otherwise leave for a later session (anyone's, under the same /tmp/pytest-of-user) to delete.
+    """
     root = tmp_path_factory.mktemp("runner")
-    return Runner(
+    yield Runner(
         root=root,
         cache=CacheService(root / "cache-service"),
         overrides={("install", "TORCH_INDEX_URL"): torch_index},
         machine_env={"XDG_CACHE_HOME": str(MACHINE_CACHE), **_tls_env()},
     )
+    shutil.rmtree(root, ignore_errors=True)

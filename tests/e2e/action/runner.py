@@ -21,7 +21,8 @@ What it emulates minimally (``uses:`` steps):
 - ``actions/cache/restore`` and ``actions/cache/save``: a local folder stands for the cache service.
   As in actions/cache, a key is immutable once saved, the ``path`` is part of the cache version
   (another path misses), an exact key sets ``cache-hit``, ``restore-keys`` prefixes restore the newest
-  match. Files are hard-linked, not tarred and uploaded.
+  match; a restore writes every file over the path and removes nothing, as untarring does. Files
+  are hard-linked, not tarred and uploaded.
 
 What it does not cover: the JavaScript of those actions and the real cache service (its size
 limits, eviction, scopes between branches); Windows and macOS runners; secret masking in logs;
@@ -211,8 +212,7 @@ class CacheService:
         )
         if not candidates:
             return False, ""
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(candidates[0] / "files", path, symlinks=True, copy_function=os.link)
+        _extract(candidates[0] / "files", Path(path))
         return bool(exact), candidates[0].name
 
     def save(self, path: str, key: str) -> bool:
@@ -223,6 +223,25 @@ class CacheService:
         (entry / "path").write_text(path)
         self.saves.append(key)
         return True
+
+
+def _extract(source: Path, target: Path) -> None:
+    """Like untarring the cache over ``target``: every file written (hard-linked), nothing else removed.
+
+    A file already linked to the same cache entry is left as it is (same content, no work).
+    """
+    for folder, dirs, files in os.walk(source):
+        relative = Path(folder).relative_to(source)
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        for name in [*files, *(d for d in dirs if (Path(folder) / d).is_symlink())]:
+            src, dst = Path(folder) / name, target / relative / name
+            if src.is_symlink():
+                if not dst.is_symlink() or os.readlink(dst) != os.readlink(src):
+                    dst.unlink(missing_ok=True)
+                    dst.symlink_to(os.readlink(src))
+            elif not (dst.exists() and os.path.samefile(src, dst)):
+                dst.unlink(missing_ok=True)
+                os.link(src, dst)
 
 
 # -- runs ----------------------------------------------------------------------------------------------
@@ -285,9 +304,13 @@ class Runner:
         github: Mapping[str, str],
         *,
         token: str = "",
-        fresh_machine: bool = True,
+        fresh_machine: bool = False,
     ) -> ActionRun:
-        """Run the composite action once, as one job on a fresh hosted runner (empty tool cache and temp)."""
+        """Run the composite action once, as one job.
+
+        ``fresh_machine``: a new hosted runner (empty tool cache and home); otherwise the same machine
+        again, as a self-hosted runner (tool cache kept). ``$RUNNER_TEMP`` is always emptied.
+        """
         temp, tool_cache, home = self.root / "temp", self.root / "toolcache", self.root / "home"
         for folder in (temp, *((tool_cache, home) if fresh_machine else ())):
             shutil.rmtree(folder, ignore_errors=True)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.e2e.action.conftest import TORCH_WHEELS
-from tests.e2e.action.runner import REPO_ROOT, load_action, read_outputs
+from tests.e2e.action.runner import REPO_ROOT, Expression, load_action, read_outputs, truthy
 
 ACTION = load_action()
 STEPS = {step.get("id") or step["name"]: step for step in ACTION["runs"]["steps"]}
@@ -237,3 +237,20 @@ def test_readme_tables_list_every_input_output_and_exit_code() -> None:
     codes = {cls.exit_code for cls in vars(errors).values() if isinstance(cls, type) and hasattr(cls, "exit_code")}
     for code in codes - {70}:
         assert re.search(rf"^\| {code} ", section, flags=re.MULTILINE), code
+
+
+@pytest.mark.parametrize(
+    ("outputs", "runs"),
+    [
+        ({"export.hub-revision": ""}, False),  # a local checkpoint, or the export stopped early
+        ({"export.hub-revision": "c" * 40, "hf-cache.cache-matched-key": ""}, True),  # first download
+        ({"export.hub-revision": "c" * 40, "hf-cache.cache-matched-key": "k-" + "d" * 40}, True),  # new commit
+        ({"export.hub-revision": "c" * 40, "hf-cache.cache-matched-key": "k-" + "c" * 40}, False),  # cached
+    ],
+)
+def test_hugging_face_cache_is_saved_once_per_commit(outputs: dict[str, str], runs: bool) -> None:
+    [save] = [s for s in ACTION["runs"]["steps"] if s["name"] == "Save the Hugging Face cache"]
+    values = {f"steps.{key.split('.')[0]}.outputs.{key.split('.')[1]}": value for key, value in outputs.items()}
+    values["steps.locate.outputs.hf-key"] = "k"
+    condition = Expression(save["if"], lambda path: values.get(path, ""), failed=True)  # even after a failure
+    assert truthy(condition.evaluate()) is runs

@@ -47,7 +47,7 @@ def _request(fake: FakeGitHub, files: dict[str, Path], **overrides: Any) -> Publ
 
 
 def _publish(fake: FakeGitHub, files: dict[str, Path], **overrides: Any):  # type: ignore[no-untyped-def]
-    return publish(connect(fake.url, fake.token), _request(fake, files, **overrides), fake.token)
+    return publish(connect(fake.url, fake.token, paced=False), _request(fake, files, **overrides), fake.token)
 
 
 def _file(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -175,7 +175,7 @@ def test_read_only_token_gets_a_clear_error(tmp_path: Path, fake: FakeGitHub) ->
     fake.add_token("read-only", write=False)
     request = _request(fake, {"model.onnx": _file(tmp_path, "model.onnx", b"m")})
     with pytest.raises(GitHubError, match="403 Resource not accessible by integration") as caught:
-        publish(connect(fake.url, "read-only"), request, "read-only")
+        publish(connect(fake.url, "read-only", paced=False), request, "read-only")
     assert "permissions: contents: write" in str(caught.value) and caught.value.exit_code == 11
     assert fake.ref(REPO, BRANCH) is None
 
@@ -231,12 +231,13 @@ def test_real_size_file_goes_through_git_lfs(tmp_path: Path, fake: FakeGitHub) -
 def test_fake_refuses_what_github_refuses(fake: FakeGitHub) -> None:
     """The limits hold for real clients: PyGithub for blobs, requests speaking the LFS batch protocol."""
     fake.create_repo(REPO, {"README.md": b"hi"})
-    repo = connect(fake.url, fake.token).get_repo(REPO)
+    repo = connect(fake.url, fake.token, paced=False).get_repo(REPO)
     with pytest.raises((GithubException, requests.ConnectionError)):  # 413, or the connection closed mid-send
         repo.create_git_blob(base64.b64encode(b"\0" * 20_000_000).decode(), "base64")  # 26.7 MB of request
-    fake.max_blob_request_bytes = 200 * MiB  # past the request limit, the 100 MiB file limit still holds
+    assert (fake.max_file_bytes, fake.max_lfs_object_bytes) == (100 * MiB, 2 * 1024**3)  # GitHub's, by default
+    fake.max_blob_request_bytes, fake.max_file_bytes = 4 * MiB, 1 * MiB  # the file limit, checked small and fast
     with pytest.raises(GithubException) as caught:
-        repo.create_git_blob(base64.b64encode(b"\0" * (100 * MiB + 1)).decode(), "base64")
+        repo.create_git_blob(base64.b64encode(b"\0" * (1 * MiB + 1)).decode(), "base64")
     assert caught.value.status == 422 and "file size limit" in caught.value.data["message"]
 
     batch = f"{lfs_url(fake.url, REPO)}/objects/batch"
@@ -274,3 +275,29 @@ def test_real_git_lfs_downloads_what_the_action_uploaded(tmp_path: Path, fake: F
     )
     assert process.returncode == 0, process.stderr.decode()
     assert process.stdout == weights.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed (apt-get install git-lfs)")
+def test_real_git_lfs_uploads_to_the_fake_and_the_action_agrees(tmp_path: Path, fake: FakeGitHub) -> None:
+    """``git lfs push`` (the reference client's batch + basic upload + verify) works against the fake, and
+    the action then finds the same oid already stored: both sides speak one protocol."""
+    fake.create_repo(REPO, {"README.md": b"hi"})
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    url = lfs_url(fake.url, REPO).replace("http://", f"http://x-access-token:{fake.token}@")
+    subprocess.run(["git", "-C", str(clone), "config", "lfs.url", url], check=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0"}
+    data = b"pushed by git-lfs " * 1000
+    pointer = subprocess.run(
+        ["git", "lfs", "clean", "--", "model.onnx"], cwd=clone, input=data, capture_output=True, env=env, check=True
+    ).stdout
+    oid = pointer.decode().split("oid sha256:")[1].split()[0]
+    push = subprocess.run(
+        ["git", "lfs", "push", "--object-id", url, oid], cwd=clone, capture_output=True, env=env, timeout=60
+    )
+    assert push.returncode == 0, push.stderr.decode()
+    assert fake.lfs_objects(REPO) == {oid: len(data)} and [r[0] for r in fake.requests] == ["POST", "PUT", "POST"]
+
+    result = _publish(fake, {"model.onnx": _file(tmp_path, "model.onnx", data)}, lfs_threshold=0)
+    assert result is not None and _exported(fake, BRANCH)["model.onnx"] == pointer  # the same pointer bytes
+    assert [r for r in fake.requests if r[0] == "PUT"] == [("PUT", f"/_lfs/objects/{REPO}/{oid}")]  # not sent again

@@ -71,6 +71,8 @@ class Workspace:
         sha: str,
         inputs: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        *,
+        fresh_machine: bool = False,
     ) -> ActionRun:
         """One job: a fresh checkout state (no earlier export folder), then every step of the action."""
         shutil.rmtree(self.path / "exports", ignore_errors=True)
@@ -86,7 +88,9 @@ class Workspace:
             "GITHUB_RUN_ID": "1",
             **(env or {}),
         }
-        run = runner.run(self.path, {"model": MODEL, **(inputs or {})}, github, token=fake.token)
+        run = runner.run(
+            self.path, {"model": MODEL, **(inputs or {})}, github, token=fake.token, fresh_machine=fresh_machine
+        )
         assert PWNED not in run.log and fake.token not in run.log, run.log
         return run
 
@@ -162,7 +166,7 @@ def test_install_export_and_one_pull_request_through_git_lfs(
     # A push retrains the checkpoint: the same pull request gets one more commit, on its own head.
     workspace.build_checkpoint(seed=1)
     base2 = fake.push(REPO, "main", workspace.files(), "Retrain")
-    second = workspace.run(runner, fake, base2, env=lfs_everything)
+    second = workspace.run(runner, fake, base2, env=lfs_everything, fresh_machine=True)  # from the cache service
     assert second.returncode == 0, second.log
     assert second.step("cache").outputs["cache-hit"] == "true" and "Restored" in second.step("install").stdout
     assert second.step("install").seconds < 30
@@ -184,6 +188,8 @@ def test_install_export_and_one_pull_request_through_git_lfs(
     assert fake.ref(REPO, BRANCH) == head2 and len(fake.lfs.uploads) == uploads
     assert [w for w in fake.writes()[writes:] if not w[1].endswith(("/git/trees", "/objects/batch"))] == []
     assert len(fake.pulls(REPO)) == 1
+    for name, run in (("cold", first), ("restored", second), ("unchanged", third)):  # shown with -s
+        print(name, ", ".join(f"{s.id or s.name}={s.seconds:.1f}s" for s in run.steps if s.outcome != "skipped"))
 
 
 @pytest.mark.slow
