@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,4 +85,6 @@ def runner(tmp_path_factory: pytest.TempPathFactory, torch_index: str) -> Iterat
         overrides={("install", "TORCH_INDEX_URL"): torch_index},
         machine_env={"XDG_CACHE_HOME": str(MACHINE_CACHE), **_tls_env()},
     )
-    shutil.rmtree(root, ignore_errors=True)
+    trash = root.with_name(root.name + ".deleting")
+    root.rename(trash)  # then delete it without holding up the end of the session
+    subprocess.Popen(["rm", "-rf", "--", str(trash)], start_new_session=True)
