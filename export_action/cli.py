@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 
 import typer
 
@@ -33,11 +34,20 @@ def run(
         if debug or os.environ.get("RUNNER_DEBUG") == "1":
             traceback.print_exc()
         gha.annotate("error", str(error), title=f"hub-exporter ({type(error).__name__}, exit {error.exit_code})")
+        _summarize_failure(f"{type(error).__name__}, exit {error.exit_code}: {error}")
         raise typer.Exit(error.exit_code) from None
     except Exception as error:
         traceback.print_exc()
         gha.annotate("error", f"internal error, please report it: {type(error).__name__}: {error}")
+        _summarize_failure(f"internal error, exit 70: {type(error).__name__}: {error}")
         raise typer.Exit(70) from None
+
+
+def _summarize_failure(reason: str) -> None:
+    """One line in the job summary: the step failed and no pull request was opened or updated."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+    message = f"\n**hub-exporter failed: no pull request was opened or updated.** ({reason})\n"
+    gha.append_summary(Path(summary) if summary else None, message)
 
 
 def main() -> None:

@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export_action.errors import InputError
+from exporter.loading import looks_like_repo_id
 
-#: GitHub rejects files above 100 MiB in a push or through the API.
-GITHUB_MAX_FILE_BYTES = 100 * 1024 * 1024
+#: Files above this go through Git LFS. GitHub's blob API refuses requests from about 25 MB (base64
+#: adds a third), and git push refuses files above 100 MiB.
+LFS_THRESHOLD_BYTES = 10 * 1024 * 1024
+MAX_LFS_THRESHOLD_BYTES = 16 * 1024 * 1024
+#: GitHub refuses longer pull request titles.
+MAX_TITLE_CHARS = 256
 FORMATS = ("onnx", "torchscript")
 FORMAT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
 _TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _REPOSITORY = re.compile(r"^[\w.-]+/[\w.-]+$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -49,7 +53,8 @@ class ActionConfig:
     sha: str | None = None
     base_branch: str | None = None
     event_name: str | None = None
-    max_file_bytes: int = GITHUB_MAX_FILE_BYTES
+    server_url: str = "https://github.com"
+    lfs_threshold: int = LFS_THRESHOLD_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ActionConfig:
@@ -66,7 +71,7 @@ class ActionConfig:
             raise InputError("input 'model' is required: a checkpoint folder in the repository or a Hub repo id")
         model_path = (workspace / model).resolve()
         is_local = model_path.is_dir()
-        if not is_local and (not _HUB_ID.match(model) or ".." in model):
+        if not is_local and not looks_like_repo_id(model):
             raise InputError(
                 f"input 'model': {model!r} is neither a folder in the workspace ({workspace}) "
                 "nor a Hub repo id like 'org/name'"
@@ -78,6 +83,9 @@ class ActionConfig:
         slug = slugify(model)
         open_pr = parse_bool("open-pr", get("INPUT_OPEN_PR"), default=True)
         output_dir = (workspace / (get("INPUT_OUTPUT_DIR") or f"exports/{slug}")).resolve()
+        title = get("INPUT_PR_TITLE") or default_title(model, formats)
+        if len(title) > MAX_TITLE_CHARS:
+            raise InputError(f"input 'pr-title' is {len(title)} characters; GitHub allows at most {MAX_TITLE_CHARS}")
         repository = get("GITHUB_REPOSITORY")
         token = get("INPUT_GITHUB_TOKEN")
         if open_pr:
@@ -90,6 +98,13 @@ class ActionConfig:
                 raise InputError(f"GITHUB_REPOSITORY must be 'owner/name' to open a pull request, got {repository!r}")
             if token is None:
                 raise InputError("input 'github-token' is empty: it is needed to open a pull request (open-pr: true)")
+        if is_local and (
+            output_dir == model_path or output_dir in model_path.parents or model_path in output_dir.parents
+        ):
+            raise InputError(
+                f"input 'output-dir': {output_dir} overlaps the checkpoint folder {model_path}; the action never "
+                "writes beside or over your files: use a folder of its own (the default is exports/<model slug>)"
+            )
         sha = get("GITHUB_SHA")
         if sha is not None and not _SHA.match(sha):
             raise InputError(f"GITHUB_SHA must be a 40-character commit sha, got {sha!r}")
@@ -105,7 +120,7 @@ class ActionConfig:
             output_dir=output_dir,
             open_pr=open_pr,
             pr_branch=parse_branch(get("INPUT_PR_BRANCH") or f"exporter/{slug}"),
-            pr_title=get("INPUT_PR_TITLE") or default_title(model, formats),
+            pr_title=title,
             github_token=token,
             hf_token=get("INPUT_HF_TOKEN"),
             fail_on_validation_error=parse_bool(
@@ -119,7 +134,8 @@ class ActionConfig:
             sha=sha,
             base_branch=get("GITHUB_BASE_REF") or _branch_ref_name(env),
             event_name=get("GITHUB_EVENT_NAME"),
-            max_file_bytes=parse_max_file_bytes(get("EXPORT_ACTION_MAX_FILE_BYTES")),
+            server_url=(get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+            lfs_threshold=parse_lfs_threshold(get("EXPORT_ACTION_LFS_THRESHOLD_BYTES")),
         )
 
     @property
@@ -188,11 +204,15 @@ def parse_branch(value: str) -> str:
     return value
 
 
-def parse_max_file_bytes(value: str | None) -> int:
+def parse_lfs_threshold(value: str | None) -> int:
+    """``EXPORT_ACTION_LFS_THRESHOLD_BYTES``: 0 sends every exported file through Git LFS."""
     if value is None:
-        return GITHUB_MAX_FILE_BYTES
-    if not value.isdigit() or int(value) <= 0:
-        raise InputError(f"EXPORT_ACTION_MAX_FILE_BYTES: {value!r} must be a positive integer")
+        return LFS_THRESHOLD_BYTES
+    if not value.isdigit() or int(value) > MAX_LFS_THRESHOLD_BYTES:
+        raise InputError(
+            f"EXPORT_ACTION_LFS_THRESHOLD_BYTES: {value!r} must be an integer from 0 to {MAX_LFS_THRESHOLD_BYTES} "
+            "(GitHub's blob API refuses larger requests)"
+        )
     return int(value)
 
 

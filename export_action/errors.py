@@ -9,11 +9,15 @@ code meaning
 0    exported and validated (PR opened, updated or unchanged when ``open-pr``)
 1    validation failed (report and job summary written, no PR);
      0 instead when ``fail-on-validation-error`` is false
-2    bad action input (malformed value, missing token or repository)
+2    bad action input (malformed value, missing token or repository, output folder overlapping the
+     checkpoint, unsupported runner)
 3-7  the exporter's own error, passed through (see ``exporter/errors.py``):
      3 checkpoint, 4 unsupported, 5 export failed, 6 Hub, 7 spec
-10   an exported file is above GitHub's 100 MiB file limit (checked before any upload)
-11   GitHub API error (authentication, permissions, missing repo or commit)
+10   an exported file is above Git LFS's 2 GiB object limit (checked before any upload)
+11   GitHub API or Git LFS error (authentication, permissions, missing repo or commit, quota)
+12   the output folder holds files the action did not write (nothing exported or pushed)
+13   the export branch holds commits the action did not make, or is the head of a pull request
+     into another base branch (nothing pushed)
 70   internal error (a bug: rerun with ``RUNNER_DEBUG=1`` for the traceback)
 ==== ======================================================================
 """
@@ -38,7 +42,7 @@ class InputError(ActionError, ValueError):
     exit_code = 2
 
 
-class ValidationFailedError(ActionError, AssertionError):
+class ValidationGateError(ActionError, AssertionError):
     """The exporter wrote a report with status ``failed``."""
 
     exit_code = 1
@@ -66,27 +70,49 @@ class PublishError(ActionError):
 
 
 class FileTooLargeError(PublishError, ValueError):
-    """An exported file cannot be committed through the GitHub API."""
+    """An exported file is above what Git LFS on GitHub stores."""
 
     exit_code = 10
 
     def __init__(self, path: str, size: int, limit: int) -> None:
         self.path, self.size, self.limit = path, size, limit
         super().__init__(
-            f"{path} is {_human(size)}, above GitHub's {_human(limit)} file limit; "
-            "nothing was uploaded. "
-            "Publish the export to a Hugging Face Hub repo instead (the export bot), or set open-pr: false "
-            "and commit it yourself with Git LFS"
+            f"{path} is {human_size(size)}, above GitHub's {human_size(limit)} Git LFS object limit; "
+            "nothing was uploaded. Publish the export to a Hugging Face Hub repo instead (the export bot)"
         )
 
 
 class GitHubError(PublishError, ConnectionError):
-    """The GitHub API refused or failed a request."""
+    """The GitHub API or its Git LFS server refused or failed a request."""
 
     exit_code = 11
 
 
-def _human(size: int) -> str:
+class OutputFolderNotOwnedError(PublishError, FileExistsError):
+    """The output folder holds files that no earlier run of the action wrote."""
+
+    exit_code = 12
+
+    def __init__(self, where: str, folder: str, foreign: list[str]) -> None:
+        self.folder, self.foreign = folder, foreign
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        super().__init__(
+            f"output folder {folder} ({where}) holds files the action did not write ({shown}); nothing was "
+            "pushed. The action only replaces files listed in the folder's .hub-exporter-manifest.json: "
+            "set output-dir to a folder of its own (the default is exports/<model slug>)"
+        )
+
+
+class BranchConflictError(PublishError):
+    """The export branch holds someone else's work, or serves another base branch."""
+
+    exit_code = 13
+
+
+def human_size(size: int) -> str:
+    """Binary units, labelled as such: ``1.5 MiB``."""
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GiB"
     if size >= 1 << 20:
         return f"{size / (1 << 20):.1f} MiB"
     return f"{size / 1024:.1f} KiB" if size >= 1024 else f"{size} bytes"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -11,10 +10,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from export_action.config import ActionConfig
 from export_action.errors import ExportError
+from exporter.errors import ReportError
+from exporter.report import Report
 
 #: Variables that never reach the exporter: it loads untrusted checkpoints.
 _SECRET_VARIABLES = frozenset(
@@ -38,11 +39,17 @@ class ExportResult:
     report_md: Path
     files: tuple[str, ...]  # exported files, relative to output_dir, as listed in the report
     failures: tuple[str, ...]
+    revision: str | None = None  # the Hub commit exported (Hub ids), as the report names it
 
 
 def exporter_command(config: ActionConfig) -> list[str]:
-    """``python -m exporter export …`` for this configuration."""
-    command = [sys.executable, "-m", "exporter", "export", "--model", config.model]
+    """``python -I -m exporter export …`` for this configuration.
+
+    ``-I`` (isolated mode, which implies ``-P``): the workspace, the exporter's working directory, is
+    never on ``sys.path``, so a repository's own ``exporter/`` or ``platform.py`` cannot replace the
+    action's code; ``PYTHON*`` variables of the job are ignored too.
+    """
+    command = [sys.executable, "-I", "-m", "exporter", "export", "--model", config.model]
     optional: dict[str, object | None] = {
         "--revision": config.revision,
         "--task": config.task,
@@ -94,42 +101,21 @@ def run_exporter(config: ActionConfig) -> ExportResult:
 
 
 def read_result(output_dir: Path, exit_code: int = 0) -> ExportResult:
-    """Read ``report.json``; its status must agree with the exporter's exit code."""
+    """Read ``report.json`` (strictly, as the exporter's own model); its status must agree with the exit code."""
     report_json, report_md = output_dir / "report.json", output_dir / "report.md"
     try:
-        report = json.loads(report_json.read_text(encoding="utf-8"))
+        report = Report.read(output_dir)
         report_md.stat()
-    except (OSError, ValueError) as error:
+    except (OSError, ReportError) as error:
         raise ExportError(f"the exporter exited {exit_code} but left no readable report: {error}", 70) from error
-    status = report.get("status")
-    if status not in ("passed", "failed") or (status == "passed") != (exit_code == 0):
-        raise ExportError(f"the exporter exited {exit_code} with report status {status!r}", 70)
+    if (report.status == "passed") != (exit_code == 0):
+        raise ExportError(f"the exporter exited {exit_code} with report status {report.status!r}", 70)
     return ExportResult(
-        status=status,
+        status=report.status,
         output_dir=output_dir,
         report_json=report_json,
         report_md=report_md,
-        files=tuple(entry["path"] for entry in report.get("files", [])),
-        failures=tuple(_failures(report)),
+        files=tuple(entry.path for entry in report.files),
+        failures=tuple(report.failures()) if report.status == "failed" else (),
+        revision=report.revision,
     )
-
-
-def _failures(report: dict[str, Any]) -> list[str]:
-    """One line per failing check, as ``exporter.report.Report.failures`` words them."""
-    lines = []
-    for fmt in report.get("formats", []):
-        for check in fmt.get("checks", []):
-            where = f"{fmt.get('format')} " + ",".join(f"{k}={v}" for k, v in check.get("shape", {}).items())
-            if check.get("error"):
-                lines.append(f"{where}: {check['error']}")
-            for out in check.get("outputs", []):
-                if not out.get("passed"):
-                    lines.append(
-                        f"{where} {out.get('name')}: "
-                        f"max_abs_diff {_number(out.get('max_abs_diff'))} > atol {_number(out.get('atol'))}"
-                    )
-    return lines or (["no format was validated"] if report.get("status") == "failed" else [])
-
-
-def _number(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -225,7 +225,7 @@ def _shape_text(shape: dict[str, int]) -> str:
 
 def _human_bytes(size: int) -> str:
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
+    for unit in ("B", "KiB", "MiB", "GiB"):  # powers of 1024, labelled as such
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024

@@ -10,6 +10,7 @@ import numpy as np
 
 from exporter.errors import ExportFailedError, first_line
 from exporter.formats.base import ExportContext, Runner
+from exporter.reproducible import strip_onnx
 
 #: Protobuf cannot hold more than 2 GiB; stay clear of it and put weights in ``model.onnx_data`` above this.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -67,6 +68,7 @@ class OnnxFormat:
             onnx_ir.save(program, str(path), external_data=data.name)
         else:
             onnx_ir.save(program, str(path))
+        strip_onnx(path)
         try:
             onnx.checker.check_model(str(path))  # by path: works past 2 GiB
         except onnx.checker.ValidationError as e:

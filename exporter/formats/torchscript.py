@@ -16,6 +16,7 @@ import torch
 
 from exporter.errors import ExportFailedError, first_line
 from exporter.formats.base import ExportContext, Runner
+from exporter.reproducible import strip_torchscript
 from exporter.tensors import flatten_outputs, flatten_tensors, nest
 
 
@@ -53,6 +54,7 @@ class TorchScriptFormat:
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(wrapper, example, check_trace=False, strict=False)
             torch.jit.save(traced, str(path))
+            strip_torchscript(path)
         except Exception as e:
             raise ExportFailedError(f"TorchScript trace failed: {first_line(e)}") from e
         return [path]

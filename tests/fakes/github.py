@@ -10,6 +10,12 @@ filters, create, get, update). Repositories live in memory and are inspectable f
         ...
         assert fake.tree_files("octo/models", "exporter/tiny")["exports/tiny/model.onnx"] == b"..."
 
+It also serves Git LFS (:mod:`tests.fakes.lfs`: the batch API and basic transfers) and enforces
+GitHub's size limits, so that tests meet them: a create-blob request above ``max_blob_request_bytes``
+(25 MB, the low end of what users report the API refuses; GitHub documents no figure) is answered 413,
+a blob above ``max_file_bytes`` (100 MiB, git push's limit) 422, an LFS object above
+``max_lfs_object_bytes`` (2 GiB, GitHub Free/Pro) 422.
+
 Errors have GitHub's shapes: 401 ``Bad credentials``, 403 ``Resource not accessible by integration``
 for a read-only token's writes, 404 ``Not Found``, 422 with ``message`` (and ``errors``) for invalid
 writes (unknown objects, existing refs, non-fast-forward updates, duplicate pull requests).
@@ -31,7 +37,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes.lfs import LfsServer
+
 BLOB_MODE, TREE_MODE = "100644", "40000"
+MAX_BLOB_REQUEST_BYTES = 25_000_000
+MAX_FILE_BYTES = 100 * 1024 * 1024
+MAX_LFS_OBJECT_BYTES = 2 * 1024 * 1024 * 1024
 _DOCS = "https://docs.github.com/rest"
 
 
@@ -139,6 +150,23 @@ class Repo:
                 todo += self.commits[current].parents
         return False
 
+    def ancestors_ordered(self, sha: str) -> list[str]:
+        """``sha`` and every commit reachable from it, newest first (by walk order, parents after children)."""
+        order: list[str] = []
+        seen: set[str] = set()
+        todo = [sha]
+        while todo:
+            current = todo.pop(0)
+            if current in seen or current not in self.commits:
+                continue
+            seen.add(current)
+            order.append(current)
+            todo += self.commits[current].parents
+        return order
+
+    def ancestors(self, sha: str) -> set[str]:
+        return set(self.ancestors_ordered(sha))
+
     def resolve(self, ref: str) -> str:
         """A commit sha from a branch name, ``refs/...`` name or sha."""
         for candidate in (ref, f"refs/heads/{ref}"):
@@ -157,6 +185,10 @@ class FakeGitHub:
         self.login = login
         self.tokens: dict[str, bool] = {token: True}  # token -> may write
         self.allow_pull_request_creation = True
+        self.max_blob_request_bytes = MAX_BLOB_REQUEST_BYTES
+        self.max_file_bytes = MAX_FILE_BYTES
+        self.max_lfs_object_bytes = MAX_LFS_OBJECT_BYTES
+        self.lfs = LfsServer(self)
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
         self.errors: list[str] = []  # tracebacks of handler bugs (answered 500)
         self._repos: dict[str, Repo] = {}
@@ -184,6 +216,7 @@ class FakeGitHub:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.lfs.close()
 
     @property
     def url(self) -> str:
@@ -217,6 +250,13 @@ class FakeGitHub:
 
     def repo(self, full_name: str) -> Repo:
         return self._repos[full_name]
+
+    def has_repo(self, full_name: str) -> bool:
+        return full_name in self._repos
+
+    def lfs_objects(self, full_name: str) -> dict[str, int]:
+        """``{oid: size}`` of the Git LFS objects uploaded to a repository."""
+        return self.lfs.objects(full_name)
 
     def pulls(self, full_name: str) -> list[Pull]:
         with self._lock:
@@ -341,6 +381,20 @@ class _Api:
             "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
         }
 
+    def repo_commit_json(self, sha: str) -> dict[str, Any]:
+        """A commit as ``/repos/{owner}/{repo}/commits`` and ``/compare`` list it."""
+        git = self.commit_json(sha)
+        return {
+            "sha": sha,
+            "node_id": git["node_id"],
+            "url": f"{self.base}/commits/{sha}",
+            "html_url": git["html_url"],
+            "commit": {key: git[key] for key in ("author", "committer", "message", "tree", "url", "verification")},
+            "author": None,
+            "committer": None,
+            "parents": git["parents"],
+        }
+
     def tree_json(self, sha: str, *, recursive: bool = False) -> dict[str, Any]:
         entries = []
 
@@ -452,6 +506,10 @@ class _Api:
             data = content.encode()
         else:
             raise HTTPError(422, f"encoding must be utf-8 or base64, got {encoding!r}")
+        if len(data) > self.fake.max_file_bytes:
+            raise HTTPError(
+                422, f"File of {len(data)} bytes exceeds GitHub's file size limit of {self.fake.max_file_bytes} bytes"
+            )
         sha = self.repo.put_blob(data)
         return 201, {"sha": sha, "url": f"{self.base}/git/blobs/{sha}"}
 
@@ -526,6 +584,39 @@ class _Api:
         if sha not in self.repo.commits:
             raise HTTPError(404, "Not Found")
         return 200, self.commit_json(sha)
+
+    def compare(self, basehead: str, query: dict[str, str], **_: Any) -> tuple[int, Any]:
+        base_ref, dots, head_ref = basehead.partition("...")
+        try:
+            base, head = self.repo.resolve(base_ref), self.repo.resolve(head_ref)
+        except KeyError:
+            raise HTTPError(404, "Not Found") from None
+        if not dots:
+            raise HTTPError(404, "Not Found")
+        base_side, head_side = self.repo.ancestors(base), self.repo.ancestors(head)
+        merge_base = next(sha for sha in self.repo.ancestors_ordered(head) if sha in base_side)
+        ahead = [sha for sha in reversed(self.repo.ancestors_ordered(head)) if sha not in base_side]  # oldest first
+        behind = [sha for sha in base_side if sha not in head_side]
+        status = {(0, 0): "identical", (0, 1): "behind", (1, 0): "ahead"}.get(
+            (min(len(ahead), 1), min(len(behind), 1)), "diverged"
+        )
+        per_page, page = min(int(query.get("per_page", 250)), 1000), int(query.get("page", 1))
+        url = f"{self.base}/compare/{basehead}"
+        return 200, {
+            "url": url,
+            "html_url": f"https://github.com/{self.repo.full_name}/compare/{basehead}",
+            "permalink_url": url,
+            "diff_url": url + ".diff",
+            "patch_url": url + ".patch",
+            "base_commit": self.repo_commit_json(base),
+            "merge_base_commit": self.repo_commit_json(merge_base),
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": len(behind),
+            "total_commits": len(ahead),
+            "commits": [self.repo_commit_json(sha) for sha in ahead[(page - 1) * per_page : page * per_page]],
+            "files": [],
+        }
 
     def list_pulls(self, query: dict[str, str], **_: Any) -> tuple[int, Any]:
         state, head, base = query.get("state", "open"), query.get("head"), query.get("base")
@@ -634,6 +725,7 @@ _ENDPOINTS: list[tuple[str, str, _Endpoint]] = [
     ("GET", r"/git/trees/(?P<sha>[^/]+)", _Api.get_tree),
     ("POST", r"/git/commits", _Api.create_commit),
     ("GET", r"/git/commits/(?P<sha>[0-9a-f]{40})", _Api.get_commit),
+    ("GET", r"/compare/(?P<basehead>.+)", _Api.compare),
     ("GET", r"/pulls", _Api.list_pulls),
     ("POST", r"/pulls", _Api.create_pull),
     ("GET", r"/pulls/(?P<number>\d+)", _Api.get_pull),
@@ -650,11 +742,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
+        if self.fake.lfs.serve(self):
+            return
         split = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(split.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
         headers: dict[str, str] = {}
+        if split.path.endswith("/git/blobs") and length > self.fake.max_blob_request_bytes:
+            with self.fake._lock:
+                self.fake.requests.append((self.command, split.path))
+            self.close_connection = True  # the body stays unread, as a proxy that refuses it early would
+            self._send(413, {"message": "Sorry, your request was too large.", "documentation_url": _DOCS}, {})
+            return
+        raw = self.rfile.read(length) if length else b""
         try:
             try:
                 body = json.loads(raw) if raw else {}
@@ -673,6 +773,9 @@ class _Handler(BaseHTTPRequestHandler):
 
             self.fake.errors.append(traceback.format_exc())
             status, payload = 500, {"message": f"fake server error: {error!r}"}
+        self._send(status, payload, headers)
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -685,7 +788,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_PATCH = do_DELETE = _serve
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
 
 def _token(headers: Any) -> str | None:
