@@ -19,7 +19,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 
 from tests.fakes.hub import BOT_TOKEN, READ_TOKEN, USER, WRITE_TOKEN, FakeHub, serve_fake_hub
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIG = 11 * 1000 * 1000
 
 
