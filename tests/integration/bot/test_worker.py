@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from bot.hub import marker, set_hub_timeout
+from bot.errors import CheckpointRejectedError, HubRefusedError
+from bot.hub import HubClient, marker, set_hub_timeout
 from bot.jobs.model import Job, JobSpec
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
@@ -68,12 +69,48 @@ def test_config_without_model_type_is_skipped(tmp_path: Path, hub: FakeHub) -> N
     assert job.status == "skipped" and "model_type" in (job.reason or "")
 
 
-def test_disabled_by_repo_config(tmp_path: Path, hub: FakeHub) -> None:
+def test_disabled_by_repo_config_before_any_other_download(tmp_path: Path, hub: FakeHub) -> None:
+    """Only ``.export-bot.yaml`` is fetched: not the weights, not even config.json (here 2 MB, over its limit)."""
     sha = hub.push(
-        REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16, ".export-bot.yaml": b"enabled: false\n"}
+        REPO,
+        {
+            "config.json": b" " * (2 << 20),
+            "model.safetensors": b"x" * 4096,
+            ".export-bot.yaml": b"enabled: false\n",
+        },
     )
     job = run(make_worker(tmp_path, hub), sha)
-    assert job.status == "skipped" and "enabled: false" in (job.reason or "")
+    assert job.status == "skipped" and job.reason == "disabled by .export-bot.yaml (enabled: false)", job
+    assert [path.rsplit("/", 1)[-1] for path in downloads(hub)] == [".export-bot.yaml"]
+
+
+def test_config_and_repo_settings_come_before_the_weights(tmp_path: Path, hub: FakeHub) -> None:
+    """A config the bot refuses costs one small download; the weights are never fetched."""
+    config = json.loads(BERT_CONFIG) | {"num_hidden_layers": 10**9}
+    sha = hub.push(
+        REPO,
+        {
+            "config.json": json.dumps(config).encode(),
+            "model.safetensors": b"x" * 4096,
+            ".export-bot.yaml": b"opset: 17\n",
+        },
+    )
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "failed" and "asks for about" in (job.reason or ""), job
+    assert sorted(path.rsplit("/", 1)[-1] for path in downloads(hub)) == [".export-bot.yaml", "config.json"]
+
+
+def test_small_files_are_fetched_with_a_cap_on_the_stream(hub: FakeHub) -> None:
+    """Should the listing understate a size, the download stops at the cap instead of reading it all."""
+    sha = hub.push(REPO, {"config.json": b"{" + b" " * 5000 + b"}"})
+    client = HubClient(endpoint=hub.url, token=BOT_TOKEN, bot_user="export-bot")
+    assert client.fetch_capped(REPO, sha, "config.json", 10_000).startswith(b"{ ")
+    with pytest.raises(
+        CheckpointRejectedError, match=r"config.json is over the 1,000 bytes limit \(download stopped\)"
+    ):
+        client.fetch_capped(REPO, sha, "config.json", 1000)
+    with pytest.raises(HubRefusedError, match="404"):
+        client.fetch_capped(REPO, sha, "missing.json", 1000)
 
 
 def test_invalid_repo_config_fails_with_reason(tmp_path: Path, hub: FakeHub) -> None:
@@ -116,14 +153,18 @@ def test_hub_404_fails_without_retry(tmp_path: Path, hub: FakeHub) -> None:
     assert worker.run_once() is None
 
 
-def test_persistent_5xx_gives_up_after_max_attempts(tmp_path: Path, hub: FakeHub) -> None:
+def test_persistent_5xx_gives_up_after_the_retry_window(tmp_path: Path, hub: FakeHub) -> None:
+    """Not after max_attempts (3 here): transient errors are retried for the window (0.5 s here)."""
     sha = hub.push(REPO, {"README.md": b"x"})
-    hub.inject_fault(r"/api/models/alice/model/revision/", status=502, times=10)
-    worker = make_worker(tmp_path, hub)
-    run(worker, sha)
-    worker.run_once()
-    last = worker.run_once()
-    assert last is not None and last.status == "failed" and "gave up after 3 attempts" in (last.reason or "")
+    fault = hub.inject_fault(r"/api/models/alice/model/revision/", status=502, times=10_000)
+    worker = make_worker(tmp_path, hub, retry_window_seconds=0.5)
+    job = run(worker, sha)
+    while job.status == "queued":
+        job = worker.run_once() or job
+    assert job.status == "failed" and job.attempts == fault.hits > 3, job
+    assert job.reason == f"gave up after 0.5 s of transient errors ({job.attempts} attempts): " + (
+        "reading alice/model@" + sha[:8] + ": Hub answered 502: Injected fault (502)"
+    )
 
 
 @pytest.mark.slow
