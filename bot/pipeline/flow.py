@@ -66,12 +66,6 @@ class JobPipeline:
         )
 
     def run(self, job: Job) -> Outcome:
-        done = self._settled(job)
-        if done is not None:
-            return done
-        merged = self.hub.merged_bot_pr(job.repo, job.sha)
-        if merged is not None:
-            return Outcome("skipped", f"commit is the merge of the bot's pull request #{merged}")
         folder = JobFolder(self.work_dir, job)
         folder.open()
         try:
@@ -97,6 +91,12 @@ class JobPipeline:
                     os.killpg(child.pid, signal.SIGKILL)
 
     def _run_in(self, job: Job, folder: JobFolder) -> Outcome:
+        done = self._settled(job)  # e.g. a retry after the PR was opened but the answer was lost
+        if done is not None:
+            return done
+        merged = self.hub.merged_bot_pr(job.repo, job.sha)
+        if merged is not None:
+            return Outcome("skipped", f"commit is the merge of the bot's pull request #{merged}")
         failure = folder.kept_failure()
         if failure is not None:  # the export failed; telling the author did not, last time
             self._tell_author(job, failure)

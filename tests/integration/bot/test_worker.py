@@ -13,10 +13,13 @@ from bot.hub import HubClient, marker, set_hub_timeout
 from bot.jobs.model import Job, JobSpec
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
+from bot.pipeline.repo_config import RepoConfig
+from bot.pipeline.workdir import JobFolder
 from bot.runtime import build_worker
 from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub
 from tests.support.bot_fixtures import MODEL_REPO, make_settings
 from tests.support.hostile import Listener, hostile_pickle, pickle_attack
+from tests.support.outputs import write_output
 
 REPO = MODEL_REPO  # the repo the shared `hub` fixture creates
 BERT_CONFIG = json.dumps(
@@ -264,3 +267,23 @@ def test_hung_hub_times_out_and_is_retried(tmp_path: Path, hub: FakeHub) -> None
     finally:
         set_hub_timeout(60)
     assert job.status == "queued" and "Timeout" in (job.reason or ""), job.reason
+
+
+def test_a_retry_that_finds_its_pr_removes_the_kept_outputs(tmp_path: Path, hub: FakeHub) -> None:
+    """The PR was created but its answer lost: the retry records it, opens none, and drops what it kept."""
+    sha = hub.push(REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16})
+    worker = make_worker(tmp_path, hub)
+    job, _ = worker.store.enqueue(JobSpec(repo=REPO, sha=sha, settings="t"))
+    first = worker.store.claim("lost-answer", 30)
+    assert first is not None and worker.store.retry_later(job.id, "lost-answer", "opening a pull request: timeout")
+    folder = JobFolder(tmp_path / "work", first)
+    output = folder.begin() / "output-0"
+    write_output(output)
+    folder.keep_outputs([output], RepoConfig(), "bert", 1 << 20)
+    folder.after_transient(budget=1 << 30, prune_after=3600)
+    num = open_bot_pr(hub, sha)
+    done = worker.run_once()
+    assert done is not None and done.status == "succeeded" and done.attempts == 2, done
+    assert done.reason == f"pull request #{num} already open for this commit"
+    assert not (tmp_path / "work" / job.id).exists() and downloads(hub) == []
+    assert len(hub.pull_requests(REPO)) == 1
