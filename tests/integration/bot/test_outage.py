@@ -22,11 +22,13 @@ from bot.jobs.model import Job, JobSpec, JobStore
 from bot.jobs.redis_store import RedisJobStore
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
-from bot.pipeline.workdir import prune
+from bot.pipeline.repo_config import RepoConfig
+from bot.pipeline.workdir import JobFolder, prune
 from bot.runtime import retry_policy
 from bot.settings import BotSettings
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub
 from tests.support.bot_fixtures import MODEL_REPO, Clock, make_settings
+from tests.support.outputs import write_output
 from tests.support.pipeline import CountingRunner, worker_for
 
 REPO = MODEL_REPO
@@ -100,20 +102,23 @@ def test_hub_down_for_hours_after_the_export_one_export_one_pr(
 def test_retry_on_another_host_exports_again(
     tmp_path: Path, hub: FakeHub, checkpoint: dict[str, bytes], clock: Clock
 ) -> None:
-    """Kept outputs are on the first host's disk: a worker elsewhere (its own work folder) exports again."""
+    """Host A exported and kept its checked outputs, then publishing failed; the retry is claimed on host B
+    (another work folder): B cannot see A's disk, so it exports again, and opens the one PR."""
     sha = hub.push(REPO, checkpoint)
     store = SQLiteJobStore(tmp_path / "jobs.sqlite3", policy=retry_policy(make_settings(tmp_path)), clock=clock)
-    first = CountingRunner(after_run=lambda: hub.inject_fault(r".", status=503, times=10**9))
-    second = CountingRunner()
-    host_a = worker_for(settings_for(tmp_path, hub, work_dir=tmp_path / "host-a"), store, first)
-    host_b = worker_for(settings_for(tmp_path, hub, work_dir=tmp_path / "host-b"), store, second)
     job, _ = store.enqueue(JobSpec(repo=REPO, sha=sha, settings="t"))
-    assert run(host_a).status == "queued"
-    assert (tmp_path / "host-a" / job.id / "checked" / "manifest.json").is_file()
-    hub.clear_faults()
+    first = store.claim("host-a", 60)
+    assert first is not None and store.retry_later(job.id, "host-a", "opening a pull request: Hub answered 503")
+    on_a = JobFolder(tmp_path / "host-a", first)  # what host A kept (built here instead of exporting)
+    output = on_a.begin() / "output-0"
+    write_output(output)
+    on_a.keep_outputs([output], RepoConfig(formats=["onnx", "torchscript"]), "bert", 1 << 20)
+    on_a.after_transient(budget=1 << 30, prune_after=3600)
+    runner = CountingRunner()
+    host_b = worker_for(settings_for(tmp_path, hub, work_dir=tmp_path / "host-b"), store, runner)
     clock.now = store.get(job.id).not_before
     done = run(host_b)
-    assert done.status == "succeeded" and (first.runs, second.runs) == (1, 1)
+    assert done.status == "succeeded" and done.attempts == 2 and runner.runs == 1, done
     assert_one_pr_with_checked_files(hub)
     # Host A's folder is left behind; it is pruned once older than a job can be retried.
     later = time.time() + 2 * 24 * 3600
