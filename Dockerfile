@@ -1,6 +1,9 @@
 # The export bot and the exporter in one image. Also the image the `docker` sandbox backend runs.
 #   docker build -t hub-exporter-bot .
-#   docker run -p 7860:7860 -e EXPORT_BOT_WEBHOOK_SECRET=... -e HF_TOKEN=... hub-exporter-bot
+#   docker run -p 7860:7860 --stop-timeout 30 -e EXPORT_BOT_WEBHOOK_SECRET=... -e HF_TOKEN=... \
+#       -e EXPORT_BOT_OPERATOR_TOKEN=... hub-exporter-bot
+# It listens on 0.0.0.0 (the container's port); without EXPORT_BOT_OPERATOR_TOKEN the operators' pages
+# answer nobody from outside (only direct loopback clients). /healthz stays open.
 FROM python:3.11-slim
 
 # bubblewrap: the default sandbox; util-linux: prlimit (memory and file-size limits).

@@ -68,7 +68,8 @@ def serve(
 
     settings = _settings(settings_file, debug)
     store = open_settings_store(settings)
-    uvicorn.run(create_app(settings, store, workers=workers), host=host, port=port, log_level="info")
+    # The bot writes the access log itself, with query values (a ?secret=) redacted: bot.web.access_log.
+    uvicorn.run(create_app(settings, store, workers=workers), host=host, port=port, log_level="info", access_log=False)
 
 
 @app.command()
@@ -77,19 +78,26 @@ def worker(
     settings_file: SettingsOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Run workers apart from the web process: threads polling SQLite, or a Dramatiq worker on Redis."""
+    """Run workers apart from the web process: threads polling SQLite, or a Dramatiq worker on Redis.
+
+    SIGTERM or Ctrl-C: running jobs get EXPORT_BOT_STOP_GRACE_SECONDS to finish, then are handed back.
+    """
+    import threading
+
     from bot.runtime import open_settings_store, start_workers
 
     settings = _settings(settings_file, debug)
     store = open_settings_store(settings)
-    stop, threads = start_workers(settings, store, concurrency)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the current job, then exit
+    pool = start_workers(settings, store, concurrency)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(1.0)
+        while pool.alive() and not stopping.wait(0.5):
+            pass
     except KeyboardInterrupt:
-        stop.set()
+        pass
+    logging.getLogger(__name__).info("stopping: grace period %g s", settings.stop_grace_seconds)
+    pool.stop(settings.stop_grace_seconds)
 
 
 @webhook_app.command("create")

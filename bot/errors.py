@@ -2,6 +2,8 @@
 
 Job errors carry how the job ends: :class:`TransientJobError` is retried with backoff,
 :class:`PermanentJobError` fails the job at once, :class:`SkipJob` records a reason and stops.
+Those whose ``author_facing`` is true are about the checkpoint, worded for its author: the bot
+opens a discussion on the repo with the reason and ``details`` (the exporter's report).
 
 Errors that reach ``export-bot`` end the command with their ``exit_code`` (caught once, in
 :func:`bot.cli.main`; ``--debug`` adds the traceback):
@@ -19,6 +21,8 @@ code meaning
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class BotError(Exception):
@@ -61,9 +65,15 @@ class SandboxUnavailableError(SandboxError, FileNotFoundError):
 
 
 class JobError(BotError):
-    """A job step failed; ``reason`` is what the job records."""
+    """A job step failed; ``reason`` is what the job records, ``details`` (markdown) what else the author sees."""
 
     exit_code = 6
+    #: The checkpoint's author can act on it: tell them in a discussion on the repo.
+    author_facing: ClassVar[bool] = False
+
+    def __init__(self, reason: str, *, details: str | None = None) -> None:
+        super().__init__(reason)
+        self.details = details
 
     @property
     def reason(self) -> str:
@@ -85,9 +95,23 @@ class HubRefusedError(PermanentJobError, PermissionError):
 class CheckpointRejectedError(PermanentJobError, ValueError):
     """The checkpoint is too big, broken or unsafe to handle."""
 
+    author_facing = True
+
+
+class RepoConfigError(PermanentJobError, ValueError):
+    """The repo's ``.export-bot.yaml`` is invalid; ``notify`` is its ``notify_failures`` as far as readable."""
+
+    author_facing = True
+
+    def __init__(self, reason: str, *, notify: bool = True) -> None:
+        super().__init__(reason)
+        self.notify = notify
+
 
 class ExportJobError(PermanentJobError, RuntimeError):
     """The exporter failed inside the sandbox, timed out or was killed."""
+
+    author_facing = True
 
 
 class ExportMismatchError(ExportJobError, AssertionError):
@@ -95,8 +119,17 @@ class ExportMismatchError(ExportJobError, AssertionError):
 
 
 class UnsafeOutputError(PermanentJobError, PermissionError):
-    """The sandbox output is not what the report promises (symlink, wrong hash, extra size)."""
+    """The sandbox output is not what the report promises (symlink, wrong hash, extra size).
+
+    Not ``author_facing``: it means hostile code ran, and the bot does not explain its checks to it.
+    """
 
 
 class SkipJob(JobError):
     """Nothing to do for this commit (no config.json, unsupported, disabled): recorded as skipped."""
+
+
+class UnsupportedCheckpointError(SkipJob):
+    """The exporter refuses this checkpoint (its own code, an unknown architecture): skipped, the author told why."""
+
+    author_facing = True

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from bot.errors import HubRefusedError, TransientJobError
+from bot.errors import CheckpointRejectedError, HubRefusedError, TransientJobError
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -31,12 +32,18 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 _TRANSPORT_ERRORS = _transport_errors()
 MARKER_RE = re.compile(r"<!-- export-bot: sha=([0-9a-f]{40}) -->")
+FAILURE_MARKER_RE = re.compile(r"<!-- export-bot-failure: sha=([0-9a-f]{40}) -->")
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
 
 def marker(sha: str) -> str:
     """The line at the top of every bot PR description that names the exported commit."""
     return f"<!-- export-bot: sha={sha} -->"
+
+
+def failure_marker(sha: str) -> str:
+    """The line at the top of the bot's discussion about a commit whose export failed."""
+    return f"<!-- export-bot-failure: sha={sha} -->"
 
 
 @contextmanager
@@ -99,6 +106,16 @@ class OpenedPullRequest:
     commit: str
 
 
+@dataclass(frozen=True)
+class BotDiscussion:
+    """A discussion by the bot about a failed export, and the commit it names."""
+
+    num: int
+    sha: str | None
+    url: str
+    status: str
+
+
 class HubClient:
     """The bot's Hub calls, bound to one endpoint, token and bot user name."""
 
@@ -112,6 +129,24 @@ class HubClient:
         with hub_errors(f"reading {repo}@{sha[:8]}"):
             info = self.api.model_info(repo, revision=sha, files_metadata=True)
         return {s.rfilename: s.size for s in info.siblings or []}
+
+    def fetch_capped(self, repo: str, sha: str, filename: str, cap: int) -> bytes:
+        """One small file at ``sha``, streamed and abandoned past ``cap`` bytes (a listing can be stale)."""
+        url = hf_hub_url(repo, filename, revision=sha, endpoint=self.endpoint)
+        headers = build_hf_headers(token=self.api.token)
+        data = bytearray()
+        with (
+            hub_errors(f"downloading {filename} of {repo}@{sha[:8]}"),
+            get_session().stream("GET", url, headers=headers) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()  # Hub errors are short JSON
+                hf_raise_for_status(response)
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > cap:
+                    raise CheckpointRejectedError(f"{filename} is over the {cap:,} bytes limit (download stopped)")
+        return bytes(data)
 
     def download(self, repo: str, sha: str, files: list[str], dest: Path) -> Path:
         """Only ``files``, at exactly ``sha``, into ``dest`` (no shared cache, no symlinks)."""
@@ -183,6 +218,36 @@ class HubClient:
         return OpenedPullRequest(
             info.pr_num, info.pr_url or f"{self.endpoint}/{repo}/discussions/{info.pr_num}", info.oid
         )
+
+    def failure_discussions(self, repo: str, sha: str) -> list[BotDiscussion]:
+        """The bot's failure discussions that are open or may name ``sha`` (by title), with the commit each names.
+
+        Details (one request each) are read only for those: closed ones about other commits are skipped.
+        """
+        found = []
+        with hub_errors(f"listing discussions of {repo}"):
+            for d in self.api.get_repo_discussions(repo, author=self.bot_user, discussion_type="discussion"):
+                if d.author != self.bot_user or d.is_pull_request:
+                    continue
+                if d.status != "open" and sha[:7] not in d.title:
+                    continue
+                details = self.api.get_discussion_details(repo, d.num)
+                first = details.events[0] if details.events else None
+                match = FAILURE_MARKER_RE.match(getattr(first, "content", "") or "")
+                if match:
+                    found.append(BotDiscussion(d.num, match.group(1), d.url, d.status))
+        return found
+
+    def open_discussion(self, repo: str, title: str, description: str) -> BotDiscussion:
+        """A new discussion (never a pull request: it carries no files)."""
+        with hub_errors(f"opening a discussion on {repo}"):
+            d = self.api.create_discussion(repo, title, description=description, pull_request=False)
+        match = FAILURE_MARKER_RE.match(description)
+        return BotDiscussion(d.num, match.group(1) if match else None, d.url, d.status)
+
+    def close_discussion(self, repo: str, num: int, comment: str) -> None:
+        with hub_errors(f"closing discussion #{num} on {repo}"):
+            self.api.change_discussion_status(repo, num, "closed", comment=comment)
 
     def supersede(self, repo: str, old: BotPullRequest, new_num: int, new_url: str) -> None:
         """Point the old PR to the new one, then close it."""

@@ -6,12 +6,10 @@ the web process call it, the parts themselves never import each other across are
 
 from __future__ import annotations
 
-import threading
-
 from bot.hub import HubClient, set_hub_timeout
 from bot.jobs.backends import backend_for, open_store
 from bot.jobs.model import JobStore, RetryPolicy
-from bot.jobs.worker import Worker
+from bot.jobs.worker import Worker, WorkerPool
 from bot.pipeline.flow import JobPipeline
 from bot.sandbox import make_runner
 from bot.settings import BotSettings
@@ -22,6 +20,7 @@ def retry_policy(settings: BotSettings) -> RetryPolicy:
         max_attempts=settings.max_attempts,
         base_seconds=settings.backoff_seconds,
         max_seconds=settings.backoff_max_seconds,
+        window_seconds=settings.retry_window_seconds,
     )
 
 
@@ -36,10 +35,16 @@ def build_worker(settings: BotSettings, store: JobStore | None = None) -> Worker
     set_hub_timeout(settings.hub_timeout)
     hub = HubClient(endpoint=settings.hf_endpoint, token=settings.token(), bot_user=settings.bot_user)
     pipeline = JobPipeline(settings, hub, make_runner(settings.sandbox, docker_image=settings.docker_image, check=True))
-    return Worker(store, pipeline.run, lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds)
+    return Worker(
+        store,
+        pipeline.run,
+        lease_seconds=settings.lease_seconds,
+        poll_seconds=settings.poll_seconds,
+        on_cancel=pipeline.cancel,
+    )
 
 
-def start_workers(settings: BotSettings, store: JobStore, count: int) -> tuple[threading.Event, list[threading.Thread]]:
-    """``count`` workers in this process, as the store's backend runs them; set the event to stop them."""
+def start_workers(settings: BotSettings, store: JobStore, count: int) -> WorkerPool:
+    """``count`` workers in this process, as the store's backend runs them; ``pool.stop(grace)`` stops them."""
     backend = backend_for(settings.store_url)
     return backend.start_workers(settings, store, lambda s: build_worker(settings, s), count)

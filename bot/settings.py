@@ -32,6 +32,9 @@ class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXPORT_BOT_", extra="forbid", frozen=True)
 
     webhook_secret: SecretStr | None = None
+    # Operators' pages (/, /jobs, /metrics): with a token, anyone who sends it as a bearer token;
+    # without one, only direct loopback clients, and private repos never show (bot.web.operators).
+    operator_token: SecretStr | None = None
     hf_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HF_TOKEN", "EXPORT_BOT_HF_TOKEN", "hf_token")
     )
@@ -53,11 +56,21 @@ class BotSettings(BaseSettings):
 
     hub_timeout: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    body_timeout_seconds: float = Field(default=10.0, gt=0)  # the whole webhook body, or 408
     lease_seconds: float = Field(default=60.0, gt=0)
+    # Transient errors (Hub 5xx, timeouts, network) are retried this long after the first one;
+    # other errors (bugs, a worker that died) at most max_attempts times.
+    retry_window_seconds: float = Field(default=24 * 3600.0, ge=0)
     max_attempts: int = Field(default=5, ge=1)
     backoff_seconds: float = Field(default=30.0, ge=0)
-    backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    backoff_max_seconds: float = Field(default=600.0, ge=0)
     poll_seconds: float = Field(default=1.0, gt=0)
+    # SIGTERM: a running job gets this long to finish, then it is handed back (attempt not counted).
+    stop_grace_seconds: float = Field(default=5.0, ge=0)
+    # Checked exports kept on disk for a retry of the publish step only, all jobs together.
+    keep_outputs_bytes: int = Field(default=32 * GiB, ge=0)
+    # A Hub discussion on the repo for each commit whose export failed (repos opt out in .export-bot.yaml).
+    failure_discussions: bool = True
     # Redis mode: a queued job nobody claimed this long after it was due (or a running job whose lease
     # ran out) gets its message sent again by the sweeper in every worker process.
     redispatch_seconds: float = Field(default=300.0, gt=0)

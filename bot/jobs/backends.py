@@ -10,18 +10,16 @@ pipeline); only delivery differs.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import ConfigError
 from bot.jobs.model import JobStore, RetryPolicy
 from bot.jobs.sqlite_store import open_sqlite_store, start_polling_workers
-from bot.jobs.worker import Worker
+from bot.jobs.worker import Worker, WorkerPool
 from bot.settings import BotSettings
 
 MakeWorker = Callable[[JobStore], Worker]
-Started = tuple[threading.Event, list[threading.Thread]]
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class Backend:
     """How to open a store and start workers for one URL scheme."""
 
     open_store: Callable[[str, RetryPolicy], JobStore]
-    start_workers: Callable[[BotSettings, JobStore, MakeWorker, int], Started]
+    start_workers: Callable[[BotSettings, JobStore, MakeWorker, int], WorkerPool]
 
 
 def _open_redis(url: str, policy: RetryPolicy) -> JobStore:
@@ -38,13 +36,13 @@ def _open_redis(url: str, policy: RetryPolicy) -> JobStore:
     return open_redis_store(url, policy)
 
 
-def _start_engine(settings: BotSettings, store: JobStore, make_worker: MakeWorker, count: int) -> Started:
+def _start_engine(settings: BotSettings, store: JobStore, make_worker: MakeWorker, count: int) -> WorkerPool:
     from bot.jobs.engine import start_engine_workers
 
     return start_engine_workers(settings, store, make_worker, count)
 
 
-def _start_polling(_settings: BotSettings, store: JobStore, make_worker: MakeWorker, count: int) -> Started:
+def _start_polling(_settings: BotSettings, store: JobStore, make_worker: MakeWorker, count: int) -> WorkerPool:
     return start_polling_workers(store, make_worker, count)
 
 

@@ -27,7 +27,7 @@ from dramatiq.middleware import Retries
 from bot.errors import ConfigError, StoreError
 from bot.jobs.model import JobStore, RetryPolicy
 from bot.jobs.redis_store import RedisJobStore
-from bot.jobs.worker import Worker
+from bot.jobs.worker import CANCEL_SECONDS, Worker, WorkerPool
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -83,32 +83,41 @@ def open_redis_store(url: str, policy: RetryPolicy) -> RedisJobStore:
 
 def start_engine_workers(
     settings: BotSettings, store: JobStore, make_worker: Callable[[JobStore], Worker], count: int
-) -> tuple[threading.Event, list[threading.Thread]]:
-    """A Dramatiq worker with ``count`` threads, plus the sweeper; set the event to stop both."""
+) -> WorkerPool:
+    """A Dramatiq worker with ``count`` threads, plus the sweeper; :meth:`WorkerPool.stop` stops both."""
     if not isinstance(store, RedisJobStore) or not isinstance(store.dispatch, DramatiqDispatch):
         raise ConfigError("engine workers need the Redis store opened by open_redis_store")
     broker = store.dispatch.broker
     local = threading.local()
+    pool = WorkerPool(threading.Event(), [])
 
     def run_job(job_id: str) -> None:
         if not hasattr(local, "worker"):
             local.worker = make_worker(store)  # one lease owner name per thread
+            pool.workers.append(local.worker)
         local.worker.run_job_id(job_id)
 
     if ACTOR not in broker.get_declared_actors():
         dramatiq.actor(actor_name=ACTOR, queue_name=QUEUE, broker=broker)(run_job)
-    stop = threading.Event()
     thread = threading.Thread(
-        target=_supervise, args=(settings, store, broker, count, stop), name="dramatiq-supervisor", daemon=True
+        target=_supervise,
+        args=(settings, store, broker, count, pool.stop_event),
+        name="dramatiq-supervisor",
+        daemon=True,
     )
     thread.start()
-    return stop, [thread]
+    pool.threads.append(thread)
+    return pool
 
 
 def _supervise(
     settings: BotSettings, store: RedisJobStore, broker: RedisBroker, count: int, stop: threading.Event
 ) -> None:
-    """Run the Dramatiq worker and sweep until ``stop``; then let running jobs finish."""
+    """Run the Dramatiq worker and sweep until ``stop``; then stop taking messages.
+
+    Dramatiq's own stop lets the running messages end (the pool hands back a job that outlives the
+    grace period, which ends its message) and puts prefetched messages back on the queue.
+    """
     worker = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=count)
     worker.queue_prefetch = count  # hold no more messages than threads: other hosts get the rest
     worker.start()
@@ -117,7 +126,7 @@ def _supervise(
         while not stop.wait(interval):
             sweep(store, settings.redispatch_seconds)
     finally:
-        worker.stop(timeout=int((settings.export_timeout + 60) * 1000))
+        worker.stop(timeout=int((settings.stop_grace_seconds + 2 * CANCEL_SECONDS) * 1000))
 
 
 def sweep(store: RedisJobStore, grace_seconds: float) -> list[str]:

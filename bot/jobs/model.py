@@ -13,11 +13,16 @@ FINAL: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
 
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
-    """What to export: one repo at one commit with one set of export settings."""
+    """What to export: one repo at one commit with one set of export settings.
+
+    ``private`` (the webhook's ``repo.private``) is not part of the key: a later delivery saying the
+    repo is private marks the existing job private, never the reverse.
+    """
 
     repo: str
     sha: str
     settings: str  # fingerprint of the bot-side export settings
+    private: bool = False
 
     @property
     def key(self) -> str:
@@ -45,6 +50,14 @@ class Job:
     not_before: float
     lease_owner: str | None
     lease_expires: float | None
+    private: bool = False
+    failing_since: float | None = None  # first transient error of the current run of retries
+    transient_failures: int = 0  # attempts that ended in a transient error
+
+    @property
+    def strikes(self) -> int:
+        """Attempts that did not end in a transient error: bounded by ``RetryPolicy.max_attempts``."""
+        return self.attempts - self.transient_failures
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,14 +65,41 @@ class Job:
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """Exponential backoff for transient errors: base · 2^(attempt-1), capped."""
+    """When a failed attempt is tried again.
+
+    Transient errors (Hub 5xx, timeouts, network) are retried for ``window_seconds`` after the first
+    one, however many attempts that takes; other errors (a bug, a worker that died) for at most
+    ``max_attempts`` attempts. The delay is ``base · 2^(n-1)`` capped at ``max_seconds``.
+    """
 
     max_attempts: int = 5
     base_seconds: float = 30.0
-    max_seconds: float = 3600.0
+    max_seconds: float = 600.0
+    window_seconds: float = 24 * 3600.0
 
     def delay(self, attempts: int) -> float:
         return float(min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_seconds))
+
+
+def give_up_reason(policy: RetryPolicy, job: Job, now: float, reason: str, *, transient: bool) -> str | None:
+    """Why a failed attempt is the last one, or ``None`` when the job is to be tried again."""
+    if transient:
+        since = job.failing_since if job.failing_since is not None else now
+        if now - since >= policy.window_seconds:
+            window = duration(policy.window_seconds)
+            return f"gave up after {window} of transient errors ({job.attempts} attempts): {reason}"
+        return None
+    if job.strikes >= policy.max_attempts:
+        return f"gave up after {job.strikes} attempts: {reason}"
+    return None
+
+
+def duration(seconds: float) -> str:
+    """``90`` → ``1.5 min``; ``86400`` → ``24 h``: for reasons people read."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 @dataclass(frozen=True)
@@ -91,7 +131,13 @@ class JobStore(Protocol):
         self, job_id: str, worker: str, status: JobStatus, reason: str | None, pr_url: str | None = None
     ) -> bool: ...
 
-    def retry_later(self, job_id: str, worker: str, reason: str) -> bool: ...
+    def retry_later(self, job_id: str, worker: str, reason: str, *, transient: bool = True) -> bool:
+        """Back to the queue with backoff, or failed once the policy gives up (see :class:`RetryPolicy`)."""
+        ...
+
+    def release(self, job_id: str, worker: str, reason: str) -> bool:
+        """Hand a running job back unfinished (a worker stopping): queued now, the attempt not counted."""
+        ...
 
     def requeue(self, job_id: str) -> Job: ...
 

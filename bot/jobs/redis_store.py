@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from bot.errors import JobNotFoundError, JobStateError, StoreError
-from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy
+from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, RetryPolicy, duration
 
 Dispatch = Callable[[str, float], None]
 _FIELDS = tuple(Job.__dataclass_fields__)
@@ -61,12 +61,26 @@ end
 local function owned(job, worker)
   return job and job.status == 'running' and job.lease_owner == worker
 end
+local function num(value, default)
+  if value == nil or value == cjson.null then return default end
+  return value
+end
+local function strikes(job)
+  return job.attempts - num(job.transient_failures, 0)
+end
 """
 
-# ARGV: prefix, key, job json, id, created_at
+# ARGV: prefix, key, job json, id, created_at, private 0/1
 _ENQUEUE = """
 local existing = redis.call('GET', p .. ':key:' .. ARGV[2])
-if existing then return {0, redis.call('GET', p .. ':job:' .. existing)} end
+if existing then
+  local job = load(existing)
+  if ARGV[6] == '1' and job.private ~= true then  -- once seen private, always private
+    job.private = true
+    return {0, save(job, job.status)}
+  end
+  return {0, cjson.encode(job)}
+end
 redis.call('SET', p .. ':key:' .. ARGV[2], ARGV[4])
 redis.call('SET', p .. ':job:' .. ARGV[4], ARGV[3])
 redis.call('ZADD', p .. ':created', ARGV[5], ARGV[4])
@@ -84,8 +98,8 @@ if job.status == 'queued' then
   if job.not_before > now then return {0, cjson.encode(job)} end
 elseif job.status == 'running' then
   if job.lease_expires ~= cjson.null and job.lease_expires >= now then return {0, cjson.encode(job)} end
-  if job.attempts >= tonumber(ARGV[6]) then
-    local why = 'gave up after ' .. job.attempts .. ' attempts (worker lost)'
+  if strikes(job) >= tonumber(ARGV[6]) then
+    local why = 'gave up after ' .. strikes(job) .. ' attempts (worker lost)'
     return {0, finish(job, 'failed', why, now)}
   end
 else
@@ -120,19 +134,46 @@ finish(job, ARGV[5], ARGV[6] ~= '' and ARGV[6] or cjson.null, tonumber(ARGV[4]))
 return 1
 """
 
-# ARGV: prefix, id, worker, now, reason, max attempts, base seconds, max seconds → job json or false
+# ARGV: prefix, id, worker, now, reason, transient 0/1, max attempts, base seconds, max seconds,
+#       window seconds, window as text → job json or false (the rules of bot.jobs.model.give_up_reason)
 _RETRY_LATER = """
 local job = load(ARGV[2])
 if not owned(job, ARGV[3]) then return false end
-local now = tonumber(ARGV[4])
-if job.attempts >= tonumber(ARGV[6]) then
-  return finish(job, 'failed', 'gave up after ' .. job.attempts .. ' attempts: ' .. ARGV[5], now)
+local now, reason, transient = tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
+local failures = num(job.transient_failures, 0)
+local exponent = job.attempts
+if transient then
+  failures = failures + 1
+  exponent = failures
+  if num(job.failing_since, nil) == nil then job.failing_since = now end
 end
-local delay = math.min(tonumber(ARGV[7]) * 2 ^ math.max(job.attempts - 1, 0), tonumber(ARGV[8]))
+job.transient_failures = failures
+local why = nil
+if transient and now - job.failing_since >= tonumber(ARGV[10]) then
+  why = 'gave up after ' .. ARGV[11] .. ' of transient errors (' .. job.attempts .. ' attempts): ' .. reason
+elseif not transient and strikes(job) >= tonumber(ARGV[7]) then
+  why = 'gave up after ' .. strikes(job) .. ' attempts: ' .. reason
+end
+if why then return finish(job, 'failed', why, now) end
+local delay = math.min(tonumber(ARGV[8]) * 2 ^ math.max(exponent - 1, 0), tonumber(ARGV[9]))
 job.status = 'queued'
-job.reason = 'retrying: ' .. ARGV[5]
+job.reason = 'retrying: ' .. reason
 job.not_before = now + delay
 job.updated_at = now
+job.lease_owner = cjson.null
+job.lease_expires = cjson.null
+return save(job, 'running')
+"""
+
+# ARGV: prefix, id, worker, now, reason → job json or false
+_RELEASE = """
+local job = load(ARGV[2])
+if not owned(job, ARGV[3]) then return false end
+job.status = 'queued'
+job.attempts = math.max(job.attempts - 1, 0)
+job.reason = ARGV[5]
+job.not_before = tonumber(ARGV[4])
+job.updated_at = tonumber(ARGV[4])
 job.lease_owner = cjson.null
 job.lease_expires = cjson.null
 return save(job, 'running')
@@ -148,6 +189,8 @@ local now = tonumber(ARGV[3])
 job.status = 'queued'
 job.attempts = 0
 job.reason = 'retried by operator'
+job.failing_since = cjson.null
+job.transient_failures = 0
 job.not_before = now
 job.updated_at = now
 job.finished_at = cjson.null
@@ -195,6 +238,7 @@ class RedisJobStore:
             "heartbeat": _HEARTBEAT,
             "finish": _FINISH,
             "retry_later": _RETRY_LATER,
+            "release": _RELEASE,
             "requeue": _REQUEUE,
             "sweep": _SWEEP,
         }
@@ -229,8 +273,11 @@ class RedisJobStore:
             not_before=now,
             lease_owner=None,
             lease_expires=None,
+            private=spec.private,
         )
-        created, raw = self._run("enqueue", spec.key, json.dumps(job.to_dict()), job.id, now)
+        created, raw = self._run(
+            "enqueue", spec.key, json.dumps(job.to_dict()), job.id, now, "1" if spec.private else "0"
+        )
         stored = _job(raw)
         if created:
             self._send(stored)  # a crash before this line leaves the job to the sweeper
@@ -262,16 +309,33 @@ class RedisJobStore:
             raise ValueError(f"{status} is not a final status")
         return bool(self._run("finish", job_id, worker, self._clock(), status, reason or "", pr_url or ""))
 
-    def retry_later(self, job_id: str, worker: str, reason: str) -> bool:
+    def retry_later(self, job_id: str, worker: str, reason: str, *, transient: bool = True) -> bool:
         p = self.policy
         raw = self._run(
-            "retry_later", job_id, worker, self._clock(), reason, p.max_attempts, p.base_seconds, p.max_seconds
+            "retry_later",
+            job_id,
+            worker,
+            self._clock(),
+            reason,
+            "1" if transient else "0",
+            p.max_attempts,
+            p.base_seconds,
+            p.max_seconds,
+            p.window_seconds,
+            duration(p.window_seconds),
         )
         if not raw:
             return False
         job = _job(raw)
         if job.status == "queued":
             self._send(job)
+        return True
+
+    def release(self, job_id: str, worker: str, reason: str) -> bool:
+        raw = self._run("release", job_id, worker, self._clock(), reason)
+        if not raw:
+            return False
+        self._send(_job(raw))
         return True
 
     def requeue(self, job_id: str) -> Job:
@@ -331,4 +395,5 @@ class RedisJobStore:
 
 def _job(raw: bytes | str) -> Job:
     data = json.loads(raw)
-    return Job(**{name: data.get(name) for name in _FIELDS})
+    # Records written before a field existed lack it: the dataclass default applies.
+    return Job(**{name: data[name] for name in _FIELDS if name in data})

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.errors import ConfigError, JobNotFoundError, JobStateError
-from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, JobStore, RetryPolicy
-from bot.jobs.worker import Worker
+from bot.errors import ConfigError, JobNotFoundError, JobStateError, StoreError
+from bot.jobs.model import FINAL, STATUSES, Job, JobSpec, JobStatus, JobStore, RetryPolicy, give_up_reason
+from bot.jobs.worker import Worker, WorkerPool
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -40,12 +40,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     not_before REAL NOT NULL,
     lease_owner TEXT,
-    lease_expires REAL
+    lease_expires REAL,
+    private INTEGER NOT NULL DEFAULT 0,
+    failing_since REAL,
+    transient_failures INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, not_before);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE TABLE IF NOT EXISTS bot_commits (sha TEXT PRIMARY KEY, created_at REAL NOT NULL);
 """
+# Columns added after the first release: a store file written by an older bot gets them on open.
+_ADDED_COLUMNS = {
+    "private": "INTEGER NOT NULL DEFAULT 0",
+    "failing_since": "REAL",
+    "transient_failures": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 class SQLiteJobStore:
@@ -66,6 +75,11 @@ class SQLiteJobStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
+        with self._tx() as db:
+            have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, declaration in _ADDED_COLUMNS.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -84,9 +98,11 @@ class SQLiteJobStore:
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO jobs (id, key, repo, sha, settings, status, created_at, updated_at,"
-                " not_before) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                (uuid.uuid4().hex, spec.key, spec.repo, spec.sha, spec.settings, now, now, now),
+                " not_before, private) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (uuid.uuid4().hex, spec.key, spec.repo, spec.sha, spec.settings, now, now, now, int(spec.private)),
             )
+            if spec.private and cursor.rowcount == 0:  # once seen private, always private
+                db.execute("UPDATE jobs SET private = 1 WHERE key = ?", (spec.key,))
             row = db.execute("SELECT * FROM jobs WHERE key = ?", (spec.key,)).fetchone()
         return _job(row), cursor.rowcount == 1
 
@@ -109,11 +125,12 @@ class SQLiteJobStore:
                 ).fetchone()
                 if row is None:
                     return None
-                if row["status"] == "running" and row["attempts"] >= self.policy.max_attempts:
+                strikes = row["attempts"] - row["transient_failures"]
+                if row["status"] == "running" and strikes >= self.policy.max_attempts:
                     db.execute(
                         "UPDATE jobs SET status = 'failed', reason = ?, finished_at = ?, updated_at = ?,"
                         " lease_owner = NULL, lease_expires = NULL WHERE id = ?",
-                        (f"gave up after {row['attempts']} attempts (worker lost)", now, now, row["id"]),
+                        (f"gave up after {strikes} attempts (worker lost)", now, now, row["id"]),
                     )
                     continue
                 db.execute(
@@ -148,30 +165,46 @@ class SQLiteJobStore:
             )
         return cursor.rowcount == 1
 
-    def retry_later(self, job_id: str, worker: str, reason: str) -> bool:
-        """Back to the queue after a transient error, or failed once attempts are used up."""
+    def retry_later(self, job_id: str, worker: str, reason: str, *, transient: bool = True) -> bool:
+        """Back to the queue after an error, or failed once the policy gives up."""
         now = self._clock()
         with self._tx() as db:
             row = db.execute(
-                "SELECT attempts FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                (job_id, worker),
+                "SELECT * FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'running'", (job_id, worker)
             ).fetchone()
             if row is None:
                 return False
-            attempts = row["attempts"]
-            if attempts >= self.policy.max_attempts:
+            job = _job(row)
+            failing_since = (job.failing_since if job.failing_since is not None else now) if transient else None
+            transient_failures = job.transient_failures + int(transient)
+            gave_up = give_up_reason(self.policy, job, now, reason, transient=transient)
+            if gave_up is not None:
                 db.execute(
                     "UPDATE jobs SET status = 'failed', reason = ?, finished_at = ?, updated_at = ?,"
-                    " lease_owner = NULL, lease_expires = NULL WHERE id = ?",
-                    (f"gave up after {attempts} attempts: {reason}", now, now, job_id),
+                    " lease_owner = NULL, lease_expires = NULL, transient_failures = ?,"
+                    " failing_since = COALESCE(?, failing_since) WHERE id = ?",
+                    (gave_up, now, now, transient_failures, failing_since, job_id),
                 )
             else:
+                delay = self.policy.delay(transient_failures if transient else job.attempts)
                 db.execute(
                     "UPDATE jobs SET status = 'queued', reason = ?, not_before = ?, updated_at = ?,"
-                    " lease_owner = NULL, lease_expires = NULL WHERE id = ?",
-                    (f"retrying: {reason}", now + self.policy.delay(attempts), now, job_id),
+                    " lease_owner = NULL, lease_expires = NULL, transient_failures = ?,"
+                    " failing_since = COALESCE(?, failing_since) WHERE id = ?",
+                    (f"retrying: {reason}", now + delay, now, transient_failures, failing_since, job_id),
                 )
         return True
+
+    def release(self, job_id: str, worker: str, reason: str) -> bool:
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), reason = ?, not_before = ?,"
+                " updated_at = ?, lease_owner = NULL, lease_expires = NULL"
+                " WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (reason, now, now, job_id, worker),
+            )
+        return cursor.rowcount == 1
 
     def requeue(self, job_id: str) -> Job:
         """Operator retry: back to queued now, attempts reset."""
@@ -179,7 +212,7 @@ class SQLiteJobStore:
         with self._tx() as db:
             cursor = db.execute(
                 "UPDATE jobs SET status = 'queued', attempts = 0, reason = 'retried by operator',"
-                " not_before = ?, updated_at = ?, finished_at = NULL,"
+                " not_before = ?, updated_at = ?, finished_at = NULL, failing_since = NULL, transient_failures = 0,"
                 " lease_owner = NULL, lease_expires = NULL"
                 " WHERE id = ? AND status != 'running'",
                 (now, now, job_id),
@@ -225,8 +258,11 @@ class SQLiteJobStore:
         return row is not None
 
     def ping(self) -> None:
-        with self._lock:
-            self._db.execute("SELECT 1").fetchone()
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"SQLite store {self.path}: {e}") from e
 
     def close(self) -> None:
         with self._lock:
@@ -234,7 +270,8 @@ class SQLiteJobStore:
 
 
 def _job(row: sqlite3.Row) -> Job:
-    return Job(**{key: row[key] for key in row.keys()})  # noqa: SIM118 — sqlite3.Row has no iteration of keys
+    data = {key: row[key] for key in row.keys()}  # noqa: SIM118 — sqlite3.Row has no iteration of keys
+    return Job(**{**data, "private": bool(data["private"])})
 
 
 def open_sqlite_store(url: str, policy: RetryPolicy) -> SQLiteJobStore:
@@ -246,15 +283,15 @@ def open_sqlite_store(url: str, policy: RetryPolicy) -> SQLiteJobStore:
     return SQLiteJobStore(path, policy=policy)
 
 
-def start_polling_workers(
-    store: JobStore, make_worker: Callable[[JobStore], Worker], count: int
-) -> tuple[threading.Event, list[threading.Thread]]:
-    """``count`` worker threads polling the store; set the event to stop them (each finishes its job)."""
-    stop = threading.Event()
-    threads = []
+def start_polling_workers(store: JobStore, make_worker: Callable[[JobStore], Worker], count: int) -> WorkerPool:
+    """``count`` worker threads polling the store; :meth:`WorkerPool.stop` stops them."""
+    pool = WorkerPool(threading.Event(), [])
     for i in range(count):
         worker = make_worker(store)
-        thread = threading.Thread(target=worker.run_forever, args=(stop,), name=f"export-worker-{i}", daemon=True)
+        thread = threading.Thread(
+            target=worker.run_forever, args=(pool.stop_event,), name=f"export-worker-{i}", daemon=True
+        )
         thread.start()
-        threads.append(thread)
-    return stop, threads
+        pool.threads.append(thread)
+        pool.workers.append(worker)
+    return pool

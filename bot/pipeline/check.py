@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ExportMismatchError, UnsafeOutputError
+from bot.pipeline.reasons import validation_sentence
 from exporter.errors import ReportError
 from exporter.files import FORMAT_FOLDERS, format_of, is_graph
 from exporter.report import Report
@@ -81,7 +82,9 @@ def check_output(output_dir: Path, *, formats: list[str], prefix: str, max_bytes
     """
     raw, report = read_report(output_dir)
     if report.status != "passed":
-        raise ExportMismatchError(f"validation failed: {report.failure_summary()}")
+        markdown = read_regular(output_dir / "report.md", REPORT_MAX_BYTES).decode("utf-8", "replace")
+        reason = f"validation failed: {validation_sentence(report.failure_summary())}"
+        raise ExportMismatchError(reason, details=markdown[:MARKDOWN_MAX_CHARS])
     files: dict[str, Path] = {}
     for entry in report.files:
         fmt = format_of(entry.path)

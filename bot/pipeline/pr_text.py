@@ -1,9 +1,11 @@
-"""Title and description of the bot's pull request."""
+"""What the bot writes on the Hub: its pull request, and its discussion when an export failed."""
 
 from __future__ import annotations
 
-from bot.hub import marker
+from bot.hub import failure_marker, marker
 from bot.pipeline.repo_config import FILENAME
+
+DETAILS_MAX_CHARS = 50_000
 
 _FORMAT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
 
@@ -53,3 +55,35 @@ session = ort.InferenceSession(path)
 print([i.name for i in session.get_inputs()])
 ```
 """
+
+
+def failure_title(sha: str) -> str:
+    """Names the short commit id: the bot finds its discussion for a commit by it."""
+    return f"Export bot: the export of {sha[:7]} failed"
+
+
+def failure_description(*, sha: str, reason: str, details: str | None) -> str:
+    """Marker line, why the export failed and what the author can do, the exporter's report, how to opt out."""
+    parts = [
+        failure_marker(sha),
+        "",
+        f"The export bot could not export commit `{sha}`, so it opened no pull request.",
+        "",
+        f"**Why:** {reason}",
+        "",
+    ]
+    if details:
+        report = details.strip()
+        if len(report) > DETAILS_MAX_CHARS:
+            report = report[:DETAILS_MAX_CHARS] + "\n\n… (cut)"
+        parts += ["<details><summary>The exporter's report</summary>", "", report, "", "</details>", ""]
+    parts += [
+        "The bot tries again on every new commit; when one exports, it opens a pull request and closes "
+        "this discussion.",
+        "",
+        "### Opt out",
+        f"Add `notify_failures: false` to `{FILENAME}` at the repo root to get no such discussion, or "
+        "`enabled: false` to stop the bot on this repo.",
+        "",
+    ]
+    return "\n".join(parts)

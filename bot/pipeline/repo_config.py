@@ -7,17 +7,19 @@ Example::
     opset: 18
     atol: 1.0e-4
     formats: [onnx, torchscript]
+    notify_failures: true    # false: no discussion when an export fails
+
+The bot fetches it (at most 64 KB) before any weights, so ``enabled: false`` costs one small download.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.errors import ConfigError
+from bot.errors import RepoConfigError
 
 FILENAME = ".export-bot.yaml"
 MAX_BYTES = 64 * 1024
@@ -35,6 +37,7 @@ class RepoConfig(BaseModel):
     opset: int | None = Field(default=None, ge=14, le=23)  # the exporter's range
     atol: float | None = Field(default=None, ge=0, le=1)
     formats: list[Format] = Field(default_factory=lambda: list(_ALL_FORMATS), min_length=1)
+    notify_failures: bool = True
 
     @field_validator("tasks")
     @classmethod
@@ -49,18 +52,20 @@ class RepoConfig(BaseModel):
         return list(self.tasks) if self.tasks else [None]
 
 
-def load_repo_config(snapshot: Path) -> RepoConfig:
-    """Read and validate the file from the snapshot; defaults when absent."""
-    path = snapshot / FILENAME
-    if not path.is_file():
+def parse_repo_config(data: bytes | None) -> RepoConfig:
+    """Validate the file's bytes (``None``: the repo has none, so the defaults)."""
+    if data is None:
         return RepoConfig()
-    if path.stat().st_size > MAX_BYTES:
-        raise ConfigError(f"{FILENAME} is larger than {MAX_BYTES} bytes")
+    if len(data) > MAX_BYTES:
+        raise RepoConfigError(f"{FILENAME} is larger than {MAX_BYTES} bytes")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return RepoConfig.model_validate(data or {})
+        parsed: Any = yaml.safe_load(data.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{FILENAME} is not valid YAML: {e}") from e
+        raise RepoConfigError(f"{FILENAME} is not valid YAML: {e}") from e
+    try:
+        return RepoConfig.model_validate(parsed or {})
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{FILENAME} is invalid: {problems}") from e
+        # An invalid file still says whether its author wants to hear about failures.
+        notify = not (isinstance(parsed, dict) and parsed.get("notify_failures") is False)
+        raise RepoConfigError(f"{FILENAME} is invalid: {problems}", notify=notify) from e

@@ -1,11 +1,13 @@
 """Step 2: run ``python -m exporter export`` in the sandbox and turn its exit into an outcome.
 
 Exit codes are the exporter's (``exporter/errors.py``): 0 passed, 1 validation failed, 3 checkpoint
-problem, 4 unsupported, 5 export failed, 7 bad spec, 70 internal.
+problem, 4 unsupported, 5 export failed, 7 bad spec, 70 internal. Reasons are worded for the
+model's author (:mod:`bot.pipeline.reasons`); the exporter's own stderr goes to the bot's log.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +16,16 @@ from bot.errors import (
     CheckpointRejectedError,
     ExportJobError,
     ExportMismatchError,
-    SkipJob,
+    JobError,
     UnsafeOutputError,
+    UnsupportedCheckpointError,
 )
-from bot.pipeline.check import CheckedOutput, check_output, read_report
+from bot.pipeline.check import REPORT_MAX_BYTES, read_regular, read_report
+from bot.pipeline.reasons import CHECKPOINT, EXPORT_FAILED, UNSUPPORTED, author_sentence, validation_sentence
 from bot.pipeline.repo_config import RepoConfig
 from bot.sandbox import OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +55,11 @@ def export_in_sandbox(
     config: RepoConfig,
     task: str | None,
     limits: ExportLimits,
-) -> CheckedOutput:
-    """Export one task in the sandbox; a passing, verified output or a job error."""
+) -> None:
+    """Export one task in the sandbox into ``output`` (a new folder); a job error unless it passed.
+
+    The output is not trusted yet: :func:`bot.pipeline.check.check_output` verifies it.
+    """
     output.mkdir(parents=True, exist_ok=False)
     request = SandboxRequest(
         args=exporter_args(config, task),
@@ -63,36 +72,49 @@ def export_in_sandbox(
     )
     result = runner.run(request)
     if result.returncode != 0 or result.timed_out:
-        raise _failure(result, output, limits)
-    prefix = f"/{task}" if task is not None and len(config.task_list()) > 1 else ""
-    return check_output(output, formats=list(config.formats), prefix=prefix, max_bytes=limits.max_file_bytes)
+        log.info("exporter exited with %s; its stderr ends:\n%s", result.returncode, result.stderr[-4000:])
+        raise failure(result, output, limits, str(snapshot.resolve()))
 
 
-def _failure(result: SandboxResult, output: Path, limits: ExportLimits) -> Exception:
+def failure(result: SandboxResult, output: Path, limits: ExportLimits, snapshot: str | None = None) -> JobError:
+    """The job error for a failed sandbox run, its reason written for the model's author."""
     line = result.last_line() or "no message"
     if result.timed_out:
-        return ExportJobError(f"export timed out after {limits.timeout:g} s (sandbox killed)")
+        return ExportJobError(
+            f"export timed out after {limits.timeout:g} s (sandbox killed): longer than this bot allows for one export"
+        )
     if result.signal is not None:
         name = _signal_name(result.signal)
-        return ExportJobError(f"exporter killed by {name} (memory limit {limits.memory_bytes} bytes?): {line}")
+        return ExportJobError(f"exporter killed by {name} (memory limit {limits.memory_bytes:,} bytes?)")
     code = result.returncode
+    sentence = author_sentence(code, line, snapshot)
     if code == 1:
         try:
             _, report = read_report(output)
-            return ExportMismatchError(f"validation failed: {report.failure_summary()}")
         except UnsafeOutputError:
-            return ExportMismatchError(f"validation failed: {line}")
+            return ExportMismatchError(f"validation failed: {sentence}")
+        return ExportMismatchError(
+            f"validation failed: {validation_sentence(report.failure_summary())}", details=_report_md(output)
+        )
+    if code == CHECKPOINT:
+        return CheckpointRejectedError(f"checkpoint problem: {sentence}")
+    if code == UNSUPPORTED:
+        return UnsupportedCheckpointError(f"unsupported: {sentence}")
+    if code == EXPORT_FAILED:
+        return ExportJobError(f"export failed: {sentence}")
     if code == 2:
-        return ExportJobError(f"the exporter refused the options: {line}")
-    if code == 3:
-        return CheckpointRejectedError(f"checkpoint problem: {line}")
-    if code == 4:
-        return SkipJob(f"unsupported: {line}")
-    if code == 5:
-        return ExportJobError(f"export failed: {line}")
+        return ExportJobError(f"the exporter refused the options from .export-bot.yaml: {sentence}")
     if "MemoryError" in result.stderr:
-        return ExportJobError(f"out of memory (limit {limits.memory_bytes} bytes): {line}")
-    return ExportJobError(f"exporter exited with {code}: {line}")
+        return ExportJobError(f"out of memory (limit {limits.memory_bytes:,} bytes)")
+    return ExportJobError(f"exporter exited with {code}: {sentence}")
+
+
+def _report_md(output: Path) -> str | None:
+    """The exporter's markdown report, if it wrote a readable one."""
+    try:
+        return read_regular(output / "report.md", REPORT_MAX_BYTES).decode("utf-8", "replace")
+    except UnsafeOutputError:
+        return None
 
 
 def _signal_name(number: int) -> str:

@@ -1,15 +1,28 @@
-"""Step 1: choose the files an export needs, check their sizes, download them at the exact commit."""
+"""Step 1: look before downloading, then download what the export needs at the exact commit.
+
+Order, each step only if the one before allows it:
+
+1. the repo listing (names and sizes): unsafe names refused, no ``config.json`` skipped;
+2. ``.export-bot.yaml`` (≤ 64 KB by the listing, streamed with that cap): ``enabled: false`` skips;
+3. weights present, and the needed files' total within the checkpoint limit (by the listing);
+4. ``config.json`` (≤ 1 MB by the listing, streamed with that cap): JSON with a ``model_type``, and
+   a model size the limit allows;
+5. the weights and tokenizer files, then every file checked to be a regular file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import CheckpointRejectedError, SkipJob
 from bot.hub import HubClient
 from bot.pipeline.repo_config import FILENAME as REPO_CONFIG
+from bot.pipeline.repo_config import MAX_BYTES as REPO_CONFIG_MAX_BYTES
+from bot.pipeline.repo_config import RepoConfig, parse_repo_config
 
 CONFIG_MAX_BYTES = 1 << 20
 SIDE_FILES = frozenset(
@@ -52,19 +65,72 @@ def check_sizes(sizes: dict[str, int | None], files: list[str], limit: int) -> i
     return total
 
 
-def fetch_snapshot(hub: HubClient, repo: str, sha: str, dest: Path, limit: int) -> Path:
-    """Download what the export needs into ``dest`` after checking names and sizes."""
+@dataclass(frozen=True)
+class Listing:
+    """A commit's files and sizes, and its ``.export-bot.yaml``: what is known before any weight is fetched."""
+
+    repo: str
+    sha: str
+    sizes: dict[str, int | None]
+    config: RepoConfig
+
+
+def read_listing(hub: HubClient, repo: str, sha: str) -> Listing:
+    """Steps 1–2: the listing and the repo's own settings."""
     sizes = hub.file_sizes(repo, sha)
     check_names(sizes)
     if "config.json" not in sizes:
         raise SkipJob(f"no config.json at {sha[:8]}: not a transformers checkpoint")
-    files = needed_files(sizes)
+    raw = fetch_small(hub, repo, sha, REPO_CONFIG, sizes, REPO_CONFIG_MAX_BYTES) if REPO_CONFIG in sizes else None
+    return Listing(repo, sha, sizes, parse_repo_config(raw))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What step 4 accepted: the files to download, ``config.json`` as fetched and as data."""
+
+    files: list[str]
+    config_json: bytes
+    model_config: dict[str, object]
+
+
+def check_checkpoint(hub: HubClient, listing: Listing, limit: int) -> Checkpoint:
+    """Steps 3–4: the files to download and ``config.json``, or why not."""
+    files = needed_files(listing.sizes)
     if not any(n.endswith((".safetensors", ".bin")) for n in files):
-        raise SkipJob(f"no weights (*.safetensors or pytorch_model*.bin) at {sha[:8]}")
-    check_sizes(sizes, files, limit)
-    hub.download(repo, sha, files, dest)
-    _check_downloaded(dest, files, limit)
-    return dest
+        raise SkipJob(f"no weights (*.safetensors or pytorch_model*.bin) at {listing.sha[:8]}")
+    check_sizes(listing.sizes, files, limit)
+    raw = fetch_small(hub, listing.repo, listing.sha, "config.json", listing.sizes, CONFIG_MAX_BYTES)
+    model_config = parse_model_config(raw)
+    check_model_size(model_config, limit)
+    return Checkpoint(files, raw, model_config)
+
+
+def fetch_snapshot(hub: HubClient, listing: Listing, dest: Path, limit: int) -> tuple[Path, Checkpoint]:
+    """Steps 3–5 into ``dest``; the snapshot folder and what step 4 accepted."""
+    checkpoint = check_checkpoint(hub, listing, limit)
+    dest.mkdir(parents=True, exist_ok=True)
+    rest = [name for name in checkpoint.files if name not in ("config.json", REPO_CONFIG)]  # fetched already
+    hub.download(listing.repo, listing.sha, rest, dest)
+    _check_downloaded(dest, rest, limit)
+    _write_new(dest / "config.json", checkpoint.config_json)
+    return dest, checkpoint
+
+
+def fetch_small(hub: HubClient, repo: str, sha: str, name: str, sizes: dict[str, int | None], cap: int) -> bytes:
+    """A small file, refused by its listed size before any byte is fetched, and capped while streaming."""
+    size = sizes.get(name)
+    if size is None or size > cap:
+        shown = "of unknown size" if size is None else f"{size:,} bytes"
+        raise CheckpointRejectedError(f"{name} is {shown}, over the {cap:,} bytes limit (not downloaded)")
+    return hub.fetch_capped(repo, sha, name, cap)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (never through a symlink, never over an existing file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def check_names(sizes: dict[str, int | None]) -> None:
@@ -76,7 +142,7 @@ def check_names(sizes: dict[str, int | None]) -> None:
 
 
 def _check_downloaded(dest: Path, files: list[str], limit: int) -> None:
-    """Only regular files in the snapshot: the bot reads config.json and .export-bot.yaml from it."""
+    """Only regular files in the snapshot: a symlink could point the export at a file of the host."""
     for root, dirs, names in os.walk(dest):
         for name in dirs + names:
             if os.path.islink(os.path.join(root, name)):
@@ -92,14 +158,13 @@ def _check_downloaded(dest: Path, files: list[str], limit: int) -> None:
         raise CheckpointRejectedError(f"downloaded {total} bytes, over the {limit} bytes limit")
 
 
-def read_model_config(snapshot: Path) -> dict[str, object]:
+def parse_model_config(raw: bytes) -> dict[str, object]:
     """``config.json`` as data (plain JSON, no code): it must name a ``model_type``."""
-    path = snapshot / "config.json"
-    if path.stat().st_size > CONFIG_MAX_BYTES:
+    if len(raw) > CONFIG_MAX_BYTES:
         raise CheckpointRejectedError("config.json is larger than 1 MB")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointRejectedError(f"config.json is not valid JSON: {e}") from e
     if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
         raise SkipJob("config.json names no model_type: not a transformers checkpoint")

@@ -1,7 +1,9 @@
 """The web process: ``POST /webhooks/hub`` plus read-only views (jobs, health, metrics).
 
 A delivery is answered only after its job is committed to the store (202 with the job id), or
-with the precise reason it is refused (401/403/413/400/422) or ignored (200).
+with the precise reason it is refused (401/403/408/413/400/422) or ignored (200). The operators'
+views need the operator token or a direct loopback client (:mod:`bot.web.operators`); ``/healthz``
+is open and names no repo. Every request is logged with query values redacted (:mod:`bot.web.access_log`).
 """
 
 from __future__ import annotations
@@ -12,19 +14,41 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from bot.errors import ConfigError, JobNotFoundError
+from bot.errors import ConfigError, JobNotFoundError, StoreError
 from bot.jobs.model import Job, JobSpec, JobStatus, JobStore
 from bot.settings import BotSettings
+from bot.web.access_log import AccessLog
 from bot.web.metrics import Metrics
+from bot.web.operators import PRIVATE_REPO, Access, job_view, operator_access
 from bot.web.payloads import Accepted, HubWebhookPayload, decide
-from bot.web.webhook import BodyTooLarge, check_secret, read_capped
+from bot.web.webhook import BodyTimeout, BodyTooLarge, Rejection, check_secret, read_body
+
+
+class OperatorRefused(Exception):
+    """An operators' page asked for without the right credentials."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.detail)
+        self.rejection = rejection
+
+
+def operator(request: Request) -> Access:
+    """Dependency of the operators' pages: the caller's access, or :class:`OperatorRefused`."""
+    access = operator_access(request.app.state.operator_token, request)
+    if isinstance(access, Rejection):
+        raise OperatorRefused(access)
+    return access
+
+
+OperatorAccess = Annotated[Access, Depends(operator)]
+
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +58,7 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
     if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
         raise ConfigError("EXPORT_BOT_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks")
     secret = settings.webhook_secret.get_secret_value()
+    operator_token = settings.operator_token.get_secret_value() if settings.operator_token else None
     metrics = Metrics()
 
     @asynccontextmanager
@@ -43,13 +68,20 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
             return
         from bot.runtime import start_workers
 
-        stop, _threads = start_workers(settings, store, workers)
+        pool = start_workers(settings, store, workers)
         try:
             yield
-        finally:
-            stop.set()
+        finally:  # SIGTERM: running jobs finish within the grace period or are handed back
+            await run_in_threadpool(pool.stop, settings.stop_grace_seconds)
 
-    app = FastAPI(title="export-bot", lifespan=lifespan)
+    app = FastAPI(title="export-bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(AccessLog)
+    app.state.operator_token = operator_token
+
+    @app.exception_handler(OperatorRefused)
+    async def refused(_: Request, error: OperatorRefused) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.rejection.status == 401 else None
+        return JSONResponse({"detail": error.rejection.detail}, status_code=error.rejection.status, headers=headers)
 
     def answer(result: str, status: int, body: dict[str, Any]) -> JSONResponse:
         metrics.webhook(result)
@@ -65,9 +97,17 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
                 {"detail": rejected.detail},
             )
         try:
-            body = await read_capped(request.stream(), request.headers.get("content-length"), settings.max_body_bytes)
+            body = await read_body(
+                request.stream(),
+                request.headers.get("content-length"),
+                settings.max_body_bytes,
+                settings.body_timeout_seconds,
+            )
         except BodyTooLarge as e:
             return answer("too_large", 413, {"detail": str(e)})
+        except BodyTimeout as e:  # the rest of the body may still come: close rather than read it
+            metrics.webhook("timeout")
+            return JSONResponse({"detail": str(e)}, status_code=408, headers={"Connection": "close"})
         try:
             data = json.loads(body)
         except ValueError as e:
@@ -84,7 +124,9 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
             return answer("ignored", 200, {"status": "ignored", "reason": decision.reason})
         if await run_in_threadpool(store.is_bot_commit, decision.sha):
             return answer("ignored", 200, {"status": "ignored", "reason": "commit made by the bot"})
-        spec = JobSpec(repo=decision.repo, sha=decision.sha, settings=settings.export_fingerprint())
+        spec = JobSpec(
+            repo=decision.repo, sha=decision.sha, settings=settings.export_fingerprint(), private=decision.private
+        )
         job, created = await run_in_threadpool(store.enqueue, spec)
         log.info(
             "webhook %s: job %s for %s@%s",
@@ -100,50 +142,60 @@ def create_app(settings: BotSettings, store: JobStore, *, workers: int = 0) -> F
         )
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        await run_in_threadpool(store.ping)
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        try:
+            await run_in_threadpool(store.ping)
+        except StoreError as e:  # the reason (it may name the store's address) goes to the log only
+            log.warning("health check: the job store does not answer: %s", e)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/jobs")
-    async def jobs(limit: int = Query(50, ge=1, le=1000), status: JobStatus | None = None) -> list[dict[str, Any]]:
+    async def jobs(
+        access: OperatorAccess,
+        limit: int = Query(50, ge=1, le=1000),
+        status: JobStatus | None = None,
+    ) -> list[dict[str, Any]]:
         found = await run_in_threadpool(store.recent, limit, status)
-        return [job.to_dict() for job in found]
+        return [job_view(job, access) for job in found]
 
     @app.get("/jobs/{job_id}")
-    async def job(job_id: str) -> Response:
+    async def job(job_id: str, access: OperatorAccess) -> Response:
         try:
             found = await run_in_threadpool(store.get, job_id)
         except JobNotFoundError as e:
             return JSONResponse({"detail": str(e)}, status_code=404)
-        return JSONResponse(found.to_dict())
+        return JSONResponse(job_view(found, access))
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(operator)])
     async def prometheus() -> PlainTextResponse:
         text = await run_in_threadpool(metrics.render, store)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/", response_class=HTMLResponse)
-    async def index() -> str:
-        return render_jobs_page(await run_in_threadpool(store.recent, 50, None))
+    async def index(access: OperatorAccess) -> str:
+        return render_jobs_page(await run_in_threadpool(store.recent, 50, None), access)
 
     return app
 
 
-def render_jobs_page(jobs: list[Job]) -> str:
-    """A small HTML table of recent jobs: repo, commit, status, reason, PR link."""
+def render_jobs_page(jobs: list[Job], access: Access) -> str:
+    """A small HTML table of recent jobs: repo, commit, status, reason, PR link (private repos hidden unless allowed)."""
     rows = []
     for job in jobs:
+        view = job_view(job, access)
         when = datetime.fromtimestamp(job.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        link = f'<a href="{html.escape(job.pr_url)}">pull request</a>' if job.pr_url else ""
+        link = f'<a href="{html.escape(view["pr_url"])}">pull request</a>' if view["pr_url"] else ""
         rows.append(
-            f"<tr><td>{html.escape(job.repo)}</td><td><code>{job.sha[:8]}</code></td>"
+            f"<tr><td>{html.escape(view['repo'])}</td><td><code>{(view['sha'] or '')[:8]}</code></td>"
             f'<td class="{job.status}">{job.status}</td><td>{job.attempts}</td>'
-            f"<td>{html.escape(job.reason or '')}</td><td>{link}</td><td>{when}</td></tr>"
+            f"<td>{html.escape(view['reason'] or '')}</td><td>{link}</td><td>{when}</td></tr>"
         )
+    note = "" if access.private else f"<p>Jobs of private repos show as {PRIVATE_REPO} without the operator token.</p>"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>export-bot</title><style>"
         "body{font-family:sans-serif}td,th{padding:4px 8px;text-align:left}.failed{color:#b00}"
         ".succeeded{color:#070}</style></head><body><h1>export-bot: recent jobs</h1>"
-        "<table><tr><th>repo</th><th>commit</th><th>status</th><th>attempts</th><th>reason</th><th>PR</th>"
+        f"{note}<table><tr><th>repo</th><th>commit</th><th>status</th><th>attempts</th><th>reason</th><th>PR</th>"
         f"<th>updated (UTC)</th></tr>{''.join(rows)}</table></body></html>"
     )

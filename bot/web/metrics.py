@@ -33,6 +33,7 @@ class Metrics:
             "unauthorized",
             "forbidden",
             "too_large",
+            "timeout",
             "malformed",
         ):
             lines.append(f'export_bot_webhooks_total{{result="{result}"}} {webhooks.get(result, 0)}')

@@ -65,10 +65,11 @@ class HubWebhookPayload(_Model):
 
 @dataclass(frozen=True)
 class Accepted:
-    """A commit to export."""
+    """A commit to export; ``private`` as the payload says (such jobs never show without the operator token)."""
 
     repo: str
     sha: str
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _decide_refs(payload: HubWebhookPayload, branch: str) -> Accepted | Ignored:
         sha = payload.repo.headSha
         if sha is None or not _is_sha(sha):
             return Ignored("no updated ref and no headSha")
-        return Accepted(payload.repo.name, sha.lower())
+        return Accepted(payload.repo.name, sha.lower(), payload.repo.private)
     for ref in refs:
         if ref.ref != watched:
             continue
@@ -106,7 +107,7 @@ def _decide_refs(payload: HubWebhookPayload, branch: str) -> Accepted | Ignored:
             return Ignored(f"{watched} was deleted")
         if not _is_sha(ref.newSha):
             return Ignored(f"newSha {ref.newSha!r} is not a commit id")
-        return Accepted(payload.repo.name, ref.newSha.lower())
+        return Accepted(payload.repo.name, ref.newSha.lower(), payload.repo.private)
     names = ", ".join(ref.ref for ref in refs) or "none"
     if refs and all(ref.ref.startswith(PR_REF_PREFIX) for ref in refs):
         return Ignored(f"pull request ref only ({names})")

@@ -1,7 +1,8 @@
-"""Webhook checks that come before any parsing: the shared secret and the body size cap."""
+"""Webhook checks that come before any parsing: the shared secret, the body size cap and read timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class BodyTooLarge(Exception):
     """The body passed the cap while being read."""
 
 
+class BodyTimeout(Exception):
+    """The whole body did not arrive in time (a stalled or trickling client)."""
+
+
 async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, cap: int) -> bytes:
     """Read at most ``cap`` bytes: refuse a larger Content-Length at once, stop a longer stream early."""
     if declared is not None and declared.isdigit() and int(declared) > cap:
@@ -42,3 +47,11 @@ async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, cap: i
         if len(body) > cap:
             raise BodyTooLarge(f"body is over the {cap} bytes limit")
     return bytes(body)
+
+
+async def read_body(chunks: AsyncIterator[bytes], declared: str | None, cap: int, timeout: float) -> bytes:
+    """:func:`read_capped` within ``timeout`` seconds for the whole body."""
+    try:
+        return await asyncio.wait_for(read_capped(chunks, declared, cap), timeout)
+    except TimeoutError:
+        raise BodyTimeout(f"the request body did not arrive within {timeout:g} s") from None

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from bot.jobs.backends import open_store
 from bot.jobs.engine import parse_redis_url
 from bot.jobs.model import JobSpec, JobStore
 from bot.jobs.redis_store import RedisJobStore
+from bot.jobs.worker import HANDED_BACK
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import FakeHub, serve_fake_hub
 from tests.support.bot_fixtures import SECRET
@@ -226,3 +228,78 @@ def test_two_workers_race_for_one_job_and_open_one_pr(
     assert [pr.num for pr in hub.pull_requests(REPO)] == [1]
     assert store.get(job_id).status == "succeeded" and (store.get(job_id).pr_url or "").endswith("/discussions/1")
     assert json.loads(hub.files_at(REPO, "refs/pr/1")["onnx/report.json"])["status"] == "passed"
+
+
+def sandbox_of(worker: BotProcess) -> psutil.Process:
+    """The export running under ``worker`` (a child leading its own process group)."""
+
+    def find() -> psutil.Process | None:
+        for child in psutil.Process(worker.pid).children():
+            if "exporter" in " ".join(child.cmdline()) and os.getpgid(child.pid) == child.pid:
+                return child
+        return None
+
+    return wait_for(find, 60, "the export to start")
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_sigterm_hands_a_long_export_back_and_kills_its_sandbox(
+    tmp_path: Path, hub: FakeHub, store: JobStore, store_url: str, checkpoint: dict[str, bytes], procs: list
+) -> None:
+    """Grace 0.5 s, an export of several seconds: the job goes back to the queue, its attempt not counted."""
+    sha = hub.push(REPO, checkpoint)
+    env = bot_env(tmp_path, hub.url, store_url, stop_grace_seconds="0.5")
+    job_id = store.enqueue(JobSpec(repo=REPO, sha=sha, settings="t"))[0].id  # Redis: with its message
+    for n in (1, 2):  # the second worker takes the job at attempt 1 again, and is stopped the same way
+        worker = start_worker(env, tmp_path / f"w{n}.log")
+        procs.append(worker)
+        sandbox = sandbox_of(worker)
+        assert store.get(job_id).attempts == 1
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(30) == 0, worker.text()[-3000:]
+        job = store.get(job_id)
+        assert (job.status, job.attempts, job.lease_owner, job.reason) == ("queued", 0, None, HANDED_BACK), job
+        assert gone(sandbox) and "handing them back" in worker.text()
+    assert hub.pull_requests(REPO) == []
+
+
+def test_sigterm_lets_a_job_finish_within_the_grace_period(
+    tmp_path: Path, hub: FakeHub, store: JobStore, store_url: str, procs: list
+) -> None:
+    sha = hub.push(REPO, {"README.md": b"no config"})
+    hub.inject_fault(MODEL_INFO, delay=3, times=1)  # the job is in a slow Hub call when the signal comes
+    env = bot_env(tmp_path, hub.url, store_url, stop_grace_seconds="30", hub_timeout="20")
+    worker = start_worker(env, tmp_path / "w.log")
+    procs.append(worker)
+    job_id = store.enqueue(JobSpec(repo=REPO, sha=sha, settings="t"))[0].id
+    wait_for(lambda: store.get(job_id).status == "running", 30, "the job to start")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0, worker.text()[-3000:]
+    job = store.get(job_id)
+    assert (job.status, job.attempts) == ("skipped", 1) and "no config.json" in (job.reason or ""), job
+    log = worker.text()
+    assert log.index("stopping: grace period 30 s") < log.index(f"job {job_id} skipped")
+
+
+def test_serve_with_workers_stops_gracefully_too(tmp_path: Path, hub: FakeHub, procs: list) -> None:
+    """``serve --workers 1``: uvicorn's shutdown stops the in-process worker the same way."""
+    store_url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    sha = hub.push(REPO, {"README.md": b"no config"})
+    hub.inject_fault(MODEL_INFO, delay=3, times=1)  # the job is in a slow Hub call when the signal comes
+    env = bot_env(tmp_path, hub.url, store_url, stop_grace_seconds="30", hub_timeout="20")
+    web, url = start_serve(env, tmp_path / "web.log", workers=1)
+    procs.append(web)
+    job_id = str(deliver(url, sha)["job_id"])
+    store = open_store(store_url)
+    wait_for(lambda: store.get(job_id).status == "running", 30, "the job to start")
+    web.proc.send_signal(signal.SIGTERM)
+    assert web.proc.wait(30) == -signal.SIGTERM, web.text()[-3000:]  # uvicorn re-raises the signal once done
+    log = web.text()
+    assert store.get(job_id).status == "skipped", log[-3000:]
+    assert log.index("Waiting for application shutdown") < log.index(f"job {job_id} skipped")

@@ -235,15 +235,23 @@ def test_webhook_to_pull_request_lifecycle(tmp_path: Path, hub: FakeHub, bot: Bo
     assert set(states.values()) <= {"queued", "running"}, states  # on disk, unfinished: nothing lost
     bot.start()
 
-    # 5. after the restart: the new commit's PR supersedes the old one; the failing one opens none
+    # 5. after the restart: the new commit's PR supersedes the old one; the failing one opens none, but a
+    #    discussion with the report tells the author why (it takes #2 or #3, whichever job ran first)
     done_b = bot.finished(job_b)
     assert done_b["status"] == "succeeded", done_b
     done_c = bot.finished(job_c)
     assert done_c["status"] == "failed" and "validation failed" in done_c["reason"], done_c
     prs = hub.pull_requests(REPO)
-    assert [(pr.num, pr.status) for pr in prs] == [(1, "closed"), (2, "open")]
-    assert f"sha={sha_b}" in hub.pr_description(REPO, 2)
+    new_pr = int(done_b["pr_url"].rsplit("/", 1)[1])
+    assert [(pr.num, pr.status) for pr in prs] == [(1, "closed"), (new_pr, "open")] and new_pr in (2, 3)
+    assert f"sha={sha_b}" in hub.pr_description(REPO, new_pr)
     old_comments = [e["data"]["latest"]["raw"] for e in prs[0].events if e["type"] == "comment"]
-    assert any("Superseded by #2" in text for text in old_comments)
+    assert any(f"Superseded by #{new_pr}" in text for text in old_comments)
     assert not any(sha_c in hub.pr_description(REPO, pr.num) for pr in prs)
-    assert ".export-bot.yaml" not in hub.files_at(REPO, "refs/pr/2")
+    assert ".export-bot.yaml" not in hub.files_at(REPO, f"refs/pr/{new_pr}")
+    [notice] = [d for d in hub.discussions(REPO) if not d.is_pull_request]
+    assert (notice.num, notice.status, notice.author) == (5 - new_pr, "open", BOT_USER)
+    text = hub.pr_description(REPO, notice.num)
+    assert text.startswith(f"<!-- export-bot-failure: sha={sha_c} -->") and f"**Why:** {done_c['reason']}" in text
+    assert "Export failed" in text and "| onnx |" in text and "❌" in text  # the exporter's report
+    assert "`atol`" in text and "notify_failures: false" in text and BOT_TOKEN not in text

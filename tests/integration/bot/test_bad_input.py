@@ -23,7 +23,7 @@ from bot.errors import CheckpointRejectedError
 from bot.hub import HubClient
 from bot.jobs.model import Job, JobSpec
 from bot.jobs.worker import Worker
-from bot.pipeline.snapshot import fetch_snapshot
+from bot.pipeline.snapshot import fetch_snapshot, read_listing
 from bot.runtime import build_worker
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub
@@ -189,22 +189,49 @@ def config(**sizes: Any) -> bytes:
 
 
 MiB = 1 << 20
-HOSTILE = [  # name, files, reason, whether anything was downloaded, checkpoint limit
-    ("traversal-up", {"config.json": config(), **WEIGHTS, "../../outside.json": b"{}"}, "unsafe file name", False, MiB),
+NOTHING: set[str] = set()
+CONFIG_ONLY = {"config.json"}
+HOSTILE = [  # name, files, reason, the files fetched (never a weight), checkpoint limit
+    (
+        "traversal-up",
+        {"config.json": config(), **WEIGHTS, "../../outside.json": b"{}"},
+        "unsafe file name",
+        NOTHING,
+        MiB,
+    ),
     (
         "traversal-inner",
         {"config.json": config(), **WEIGHTS, "sub/../../x.json": b"{}"},
         "unsafe file name",
-        False,
+        NOTHING,
         MiB,
     ),
-    ("backslash-name", {"config.json": config(), **WEIGHTS, "a\\..\\b.json": b"{}"}, "unsafe file name", False, MiB),
-    ("absurd-hidden-size", {"config.json": config(hidden_size=10**7), **WEIGHTS}, "asks for about", True, MiB),
-    ("absurd-layers", {"config.json": config(num_hidden_layers=10**9), **WEIGHTS}, "asks for about", True, MiB),
-    ("size-not-a-number", {"config.json": config(hidden_size="huge"), **WEIGHTS}, "not a size", True, MiB),
-    ("size-float", {"config.json": config(vocab_size=1e30), **WEIGHTS}, "not a size", True, MiB),
-    ("config-not-json", {"config.json": b"{model_type: bert", **WEIGHTS}, "config.json is not valid JSON", True, MiB),
-    ("config-over-1mb", {"config.json": config(pad="x" * MiB), **WEIGHTS}, "larger than 1 MB", True, 4 * MiB),
+    ("backslash-name", {"config.json": config(), **WEIGHTS, "a\\..\\b.json": b"{}"}, "unsafe file name", NOTHING, MiB),
+    ("absurd-hidden-size", {"config.json": config(hidden_size=10**7), **WEIGHTS}, "asks for about", CONFIG_ONLY, MiB),
+    ("absurd-layers", {"config.json": config(num_hidden_layers=10**9), **WEIGHTS}, "asks for about", CONFIG_ONLY, MiB),
+    ("size-not-a-number", {"config.json": config(hidden_size="huge"), **WEIGHTS}, "not a size", CONFIG_ONLY, MiB),
+    ("size-float", {"config.json": config(vocab_size=1e30), **WEIGHTS}, "not a size", CONFIG_ONLY, MiB),
+    (
+        "config-not-json",
+        {"config.json": b"{model_type: bert", **WEIGHTS},
+        "config.json is not valid JSON",
+        CONFIG_ONLY,
+        MiB,
+    ),
+    (
+        "config-over-1mb",  # refused by the listed size: not one byte of it fetched
+        {"config.json": config(pad="x" * MiB), **WEIGHTS},
+        "config.json is 1,048,805 bytes, over the 1,048,576 bytes limit (not downloaded)",
+        NOTHING,
+        4 * MiB,
+    ),
+    (
+        "repo-config-over-64kb",
+        {"config.json": config(), **WEIGHTS, ".export-bot.yaml": b"#" * 70_000},
+        ".export-bot.yaml is 70,000 bytes, over the 65,536 bytes limit (not downloaded)",
+        NOTHING,
+        MiB,
+    ),
     (
         "shards-over-limit",
         {
@@ -213,24 +240,22 @@ HOSTILE = [  # name, files, reason, whether anything was downloaded, checkpoint 
             "model-00002-of-00002.safetensors": b"y" * 3000,
         },
         "over the 4096 bytes limit",
-        False,
+        NOTHING,
         4096,
     ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("files", "reason", "downloads", "limit"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE]
-)
+@pytest.mark.parametrize(("files", "reason", "fetched", "limit"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
 def test_hostile_checkpoint_fails_with_its_reason(
-    tmp_path: Path, hub: FakeHub, files: dict[str, bytes], reason: str, downloads: bool, limit: int
+    tmp_path: Path, hub: FakeHub, files: dict[str, bytes], reason: str, fetched: set[str], limit: int
 ) -> None:
     sha = hub.push(REPO, files)
     job = run(make_worker(tmp_path, hub, max_checkpoint_bytes=limit), sha)
     assert job.status == "failed" and job.attempts == 1 and reason in (job.reason or ""), job
-    fetched = [r.path for r in hub.requests if "/resolve/" in r.path]
-    assert bool(fetched) == downloads, fetched
-    assert not any(".." in path for path in fetched)
+    paths = [r.path for r in hub.requests if "/resolve/" in r.path]
+    assert {path.rsplit("/", 1)[-1] for path in paths} == fetched, paths
+    assert not any(".." in path for path in paths)
     assert not list((tmp_path / "work").rglob("output-*"))  # the sandbox never ran
     assert hub.pull_requests(REPO) == []
 
@@ -245,5 +270,5 @@ def test_symlink_in_the_snapshot_is_refused(tmp_path: Path, hub: FakeHub) -> Non
     (dest / ".export-bot.yaml").symlink_to(token)
     client = HubClient(endpoint=hub.url, token=BOT_TOKEN, bot_user=BOT_USER)
     with pytest.raises(CheckpointRejectedError, match=r"\.export-bot\.yaml is a symlink") as error:
-        fetch_snapshot(client, REPO, sha, dest, 1 << 20)
+        fetch_snapshot(client, read_listing(client, REPO, sha), dest, 1 << 20)
     assert BOT_TOKEN not in str(error.value)

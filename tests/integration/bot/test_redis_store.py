@@ -78,12 +78,12 @@ def test_backoff_sends_a_delayed_message_then_gives_up(
     for attempt, delay in ((1, 10), (2, 20)):
         claimed = store.claim_job(job.id, "w", 60)
         assert claimed is not None and claimed.attempts == attempt
-        assert store.retry_later(job.id, "w", "Hub answered 503")
+        assert store.retry_later(job.id, "w", "Hub answered 503", transient=False)
         assert sent[-1] == (job.id, delay) and store.get(job.id).reason == "retrying: Hub answered 503"
         assert store.claim_job(job.id, "w", 60) is None  # early message: not due yet
         clock.now += delay
     assert store.claim_job(job.id, "w", 60) is not None
-    assert store.retry_later(job.id, "w", "Hub answered 503")
+    assert store.retry_later(job.id, "w", "Hub answered 503", transient=False)
     failed = store.get(job.id)
     assert failed.status == "failed" and failed.reason == "gave up after 3 attempts: Hub answered 503"
 

@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from bot.hub import marker, set_hub_timeout
+from bot.errors import CheckpointRejectedError, HubRefusedError
+from bot.hub import HubClient, marker, set_hub_timeout
 from bot.jobs.model import Job, JobSpec
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
+from bot.pipeline.repo_config import RepoConfig
+from bot.pipeline.workdir import JobFolder
 from bot.runtime import build_worker
 from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub
 from tests.support.bot_fixtures import MODEL_REPO, make_settings
 from tests.support.hostile import Listener, hostile_pickle, pickle_attack
+from tests.support.outputs import write_output
 
 REPO = MODEL_REPO  # the repo the shared `hub` fixture creates
 BERT_CONFIG = json.dumps(
@@ -68,12 +72,48 @@ def test_config_without_model_type_is_skipped(tmp_path: Path, hub: FakeHub) -> N
     assert job.status == "skipped" and "model_type" in (job.reason or "")
 
 
-def test_disabled_by_repo_config(tmp_path: Path, hub: FakeHub) -> None:
+def test_disabled_by_repo_config_before_any_other_download(tmp_path: Path, hub: FakeHub) -> None:
+    """Only ``.export-bot.yaml`` is fetched: not the weights, not even config.json (here 2 MB, over its limit)."""
     sha = hub.push(
-        REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16, ".export-bot.yaml": b"enabled: false\n"}
+        REPO,
+        {
+            "config.json": b" " * (2 << 20),
+            "model.safetensors": b"x" * 4096,
+            ".export-bot.yaml": b"enabled: false\n",
+        },
     )
     job = run(make_worker(tmp_path, hub), sha)
-    assert job.status == "skipped" and "enabled: false" in (job.reason or "")
+    assert job.status == "skipped" and job.reason == "disabled by .export-bot.yaml (enabled: false)", job
+    assert [path.rsplit("/", 1)[-1] for path in downloads(hub)] == [".export-bot.yaml"]
+
+
+def test_config_and_repo_settings_come_before_the_weights(tmp_path: Path, hub: FakeHub) -> None:
+    """A config the bot refuses costs one small download; the weights are never fetched."""
+    config = json.loads(BERT_CONFIG) | {"num_hidden_layers": 10**9}
+    sha = hub.push(
+        REPO,
+        {
+            "config.json": json.dumps(config).encode(),
+            "model.safetensors": b"x" * 4096,
+            ".export-bot.yaml": b"opset: 17\n",
+        },
+    )
+    job = run(make_worker(tmp_path, hub), sha)
+    assert job.status == "failed" and "asks for about" in (job.reason or ""), job
+    assert sorted(path.rsplit("/", 1)[-1] for path in downloads(hub)) == [".export-bot.yaml", "config.json"]
+
+
+def test_small_files_are_fetched_with_a_cap_on_the_stream(hub: FakeHub) -> None:
+    """Should the listing understate a size, the download stops at the cap instead of reading it all."""
+    sha = hub.push(REPO, {"config.json": b"{" + b" " * 5000 + b"}"})
+    client = HubClient(endpoint=hub.url, token=BOT_TOKEN, bot_user="export-bot")
+    assert client.fetch_capped(REPO, sha, "config.json", 10_000).startswith(b"{ ")
+    with pytest.raises(
+        CheckpointRejectedError, match=r"config.json is over the 1,000 bytes limit \(download stopped\)"
+    ):
+        client.fetch_capped(REPO, sha, "config.json", 1000)
+    with pytest.raises(HubRefusedError, match="404"):
+        client.fetch_capped(REPO, sha, "missing.json", 1000)
 
 
 def test_invalid_repo_config_fails_with_reason(tmp_path: Path, hub: FakeHub) -> None:
@@ -116,14 +156,18 @@ def test_hub_404_fails_without_retry(tmp_path: Path, hub: FakeHub) -> None:
     assert worker.run_once() is None
 
 
-def test_persistent_5xx_gives_up_after_max_attempts(tmp_path: Path, hub: FakeHub) -> None:
+def test_persistent_5xx_gives_up_after_the_retry_window(tmp_path: Path, hub: FakeHub) -> None:
+    """Not after max_attempts (3 here): transient errors are retried for the window (0.5 s here)."""
     sha = hub.push(REPO, {"README.md": b"x"})
-    hub.inject_fault(r"/api/models/alice/model/revision/", status=502, times=10)
-    worker = make_worker(tmp_path, hub)
-    run(worker, sha)
-    worker.run_once()
-    last = worker.run_once()
-    assert last is not None and last.status == "failed" and "gave up after 3 attempts" in (last.reason or "")
+    fault = hub.inject_fault(r"/api/models/alice/model/revision/", status=502, times=10_000)
+    worker = make_worker(tmp_path, hub, retry_window_seconds=0.5)
+    job = run(worker, sha)
+    while job.status == "queued":
+        job = worker.run_once() or job
+    assert job.status == "failed" and job.attempts == fault.hits > 3, job
+    assert job.reason == f"gave up after 0.5 s of transient errors ({job.attempts} attempts): " + (
+        "reading alice/model@" + sha[:8] + ": Hub answered 502: Injected fault (502)"
+    )
 
 
 @pytest.mark.slow
@@ -223,3 +267,23 @@ def test_hung_hub_times_out_and_is_retried(tmp_path: Path, hub: FakeHub) -> None
     finally:
         set_hub_timeout(60)
     assert job.status == "queued" and "Timeout" in (job.reason or ""), job.reason
+
+
+def test_a_retry_that_finds_its_pr_removes_the_kept_outputs(tmp_path: Path, hub: FakeHub) -> None:
+    """The PR was created but its answer lost: the retry records it, opens none, and drops what it kept."""
+    sha = hub.push(REPO, {"config.json": BERT_CONFIG, "model.safetensors": b"x" * 16})
+    worker = make_worker(tmp_path, hub)
+    job, _ = worker.store.enqueue(JobSpec(repo=REPO, sha=sha, settings="t"))
+    first = worker.store.claim("lost-answer", 30)
+    assert first is not None and worker.store.retry_later(job.id, "lost-answer", "opening a pull request: timeout")
+    folder = JobFolder(tmp_path / "work", first)
+    output = folder.begin() / "output-0"
+    write_output(output)
+    folder.keep_outputs([output], RepoConfig(), "bert", 1 << 20)
+    folder.after_transient(budget=1 << 30, prune_after=3600)
+    num = open_bot_pr(hub, sha)
+    done = worker.run_once()
+    assert done is not None and done.status == "succeeded" and done.attempts == 2, done
+    assert done.reason == f"pull request #{num} already open for this commit"
+    assert not (tmp_path / "work" / job.id).exists() and downloads(hub) == []
+    assert len(hub.pull_requests(REPO)) == 1

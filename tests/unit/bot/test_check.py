@@ -10,12 +10,7 @@ import pytest
 
 from bot.errors import ExportMismatchError, UnsafeOutputError
 from bot.pipeline.check import check_output
-from tests.support.reports import write_report
-
-
-def write_output(out: Path, *, status: str = "passed", onnx: bytes = b"onnx-bytes", pt: bytes = b"pt-bytes") -> None:
-    """A sandbox output as the exporter leaves it: files, and a real report of them."""
-    write_report(out, status=status, files={"model.onnx": onnx, "model.pt": pt}, markdown="### report")
+from tests.support.outputs import write_output
 
 
 def check(out: Path, formats: tuple[str, ...] = ("onnx", "torchscript")) -> object:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
-from bot.pipeline.repo_config import RepoConfig, load_repo_config
+from bot.errors import RepoConfigError
+from bot.pipeline.repo_config import RepoConfig, parse_repo_config
 from bot.pipeline.sandboxed_export import exporter_args
 from bot.sandbox import OUTPUT, SNAPSHOT
 from bot.settings import BotSettings
@@ -34,9 +34,10 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         BotSettings()
 
 
-def test_repo_config_defaults_when_absent(tmp_path: Path) -> None:
-    config = load_repo_config(tmp_path)
+def test_repo_config_defaults_when_absent() -> None:
+    config = parse_repo_config(None)
     assert config == RepoConfig() and config.enabled and config.formats == ["onnx", "torchscript"]
+    assert config.notify_failures
     assert exporter_args(config, None) == (
         "-m",
         "exporter",
@@ -50,9 +51,8 @@ def test_repo_config_defaults_when_absent(tmp_path: Path) -> None:
     )
 
 
-def test_repo_config_values_reach_the_exporter(tmp_path: Path) -> None:
-    (tmp_path / ".export-bot.yaml").write_text("tasks: [feature-extraction]\nopset: 17\natol: 0.001\nformats: [onnx]\n")
-    config = load_repo_config(tmp_path)
+def test_repo_config_values_reach_the_exporter() -> None:
+    config = parse_repo_config(b"tasks: [feature-extraction]\nopset: 17\natol: 0.001\nformats: [onnx]\n")
     args = exporter_args(config, config.task_list()[0])
     assert args[args.index("--task") + 1] == "feature-extraction"
     assert args[args.index("--opset") + 1] == "17" and args[args.index("--atol") + 1] == "0.001"
@@ -71,7 +71,18 @@ def test_repo_config_values_reach_the_exporter(tmp_path: Path) -> None:
         ("- just\n- a list\n", "invalid"),
     ],
 )
-def test_invalid_repo_config(tmp_path: Path, text: str, problem: str) -> None:
-    (tmp_path / ".export-bot.yaml").write_text(text)
-    with pytest.raises(ConfigError, match=problem):
-        load_repo_config(tmp_path)
+def test_invalid_repo_config(text: str, problem: str) -> None:
+    with pytest.raises(RepoConfigError, match=problem) as error:
+        parse_repo_config(text.encode())
+    assert error.value.notify  # the author did not say otherwise
+
+
+def test_invalid_repo_config_still_honours_notify_failures() -> None:
+    with pytest.raises(RepoConfigError, match="surprise") as error:
+        parse_repo_config(b"notify_failures: false\nsurprise: 1\n")
+    assert not error.value.notify
+
+
+def test_repo_config_over_64_kb() -> None:
+    with pytest.raises(RepoConfigError, match="larger than 65536 bytes"):
+        parse_repo_config(b"#" * 70_000)

@@ -80,13 +80,13 @@ def test_lost_leases_give_up_after_max_attempts(store: SQLiteJobStore, clock: Cl
     assert failed.status == "failed" and "gave up after 3 attempts" in (failed.reason or "")
 
 
-def test_transient_retry_backs_off_exponentially(store: SQLiteJobStore, clock: Clock) -> None:
+def test_retry_backs_off_exponentially_then_gives_up(store: SQLiteJobStore, clock: Clock) -> None:
     job, _ = store.enqueue(spec())
     start = clock.now
     for attempt, delay in ((1, 10), (2, 20)):
         claimed = store.claim("w", 60)
         assert claimed is not None and claimed.attempts == attempt
-        assert store.retry_later(job.id, "w", "Hub answered 503")
+        assert store.retry_later(job.id, "w", "Hub answered 503", transient=False)
         queued = store.get(job.id)
         assert queued.status == "queued" and queued.not_before == clock.now + delay
         assert "503" in (queued.reason or "")
@@ -94,7 +94,7 @@ def test_transient_retry_backs_off_exponentially(store: SQLiteJobStore, clock: C
         assert store.claim("w", 60) is None
         clock.now += 1
     assert store.claim("w", 60) is not None
-    assert store.retry_later(job.id, "w", "Hub answered 503")
+    assert store.retry_later(job.id, "w", "Hub answered 503", transient=False)
     failed = store.get(job.id)
     assert failed.status == "failed" and failed.reason == "gave up after 3 attempts: Hub answered 503"
     assert clock.now - start == 30
