@@ -40,6 +40,7 @@ def _redis_answers() -> bool:
 SYSTEM_TOOLS = {
     "bwrap": (lambda: shutil.which("bwrap") is not None, "bubblewrap is not installed (apt-get install bubblewrap)"),
     "redis": (_redis_answers, "no Redis server on 127.0.0.1:6379 (apt-get install redis-server; see .ci/run)"),
+    "git_lfs": (lambda: shutil.which("git-lfs") is not None, "git-lfs is not installed (apt-get install git-lfs)"),
 }
 _available: dict[str, bool] = {}
 

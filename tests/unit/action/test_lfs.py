@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,7 @@ def test_pointer_has_the_spec_format(tmp_path: Path) -> None:
     assert pointer(obj) == (f"version https://git-lfs.github.com/spec/v1\noid sha256:{obj.oid}\nsize 7000\n".encode())
 
 
-@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed (apt-get install git-lfs)")
+@pytest.mark.git_lfs
 def test_pointer_is_what_git_lfs_writes(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     with path.open("wb") as handle:  # sparse: 3 MiB of zeros and a tail, cheap to make
@@ -42,7 +41,7 @@ def test_gitattributes_anchor_and_escape_names() -> None:
     )
 
 
-@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed (apt-get install git-lfs)")
+@pytest.mark.git_lfs
 def test_git_applies_the_lfs_filter_to_exactly_these_files(tmp_path: Path) -> None:
     folder = tmp_path / "exports" / "x"
     folder.mkdir(parents=True)
