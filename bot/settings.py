@@ -53,6 +53,9 @@ class BotSettings(BaseSettings):
     export_timeout: float = Field(default=1800.0, gt=0)
     memory_bytes: int = Field(default=16 * GiB, gt=0)
     sandbox_threads: int = Field(default=2, ge=1)
+    # Processes and threads at once in one export, and the size of its private /tmp (docs/sandbox.md).
+    sandbox_max_processes: int = Field(default=512, ge=16)
+    sandbox_tmp_bytes: int = Field(default=1 * GiB, gt=0)
 
     hub_timeout: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, gt=0)

@@ -22,9 +22,9 @@ class DockerRunner:
     def command(self, request: SandboxRequest, container: str = "export-bot-sandbox") -> list[str]:
         argv = [self.docker, "run", "--rm", "--name", container, "--network", "none", "--read-only"]
         argv += ["--memory", str(request.memory_bytes), "--memory-swap", str(request.memory_bytes)]
-        argv += ["--pids-limit", "512", "--cpus", str(request.threads), "--cap-drop", "ALL"]
+        argv += ["--pids-limit", str(request.max_processes), "--cpus", str(request.threads), "--cap-drop", "ALL"]
         argv += ["--security-opt", "no-new-privileges", "--user", "1000:1000"]
-        argv += ["--tmpfs", "/tmp:rw,nosuid,nodev,size=1g", "--workdir", "/tmp"]
+        argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={request.tmp_bytes}", "--workdir", "/tmp"]
         argv += ["--ulimit", f"fsize={request.max_file_bytes}", "--ulimit", "core=0"]
         for key, value in sandbox_env(request.threads, None).items():
             argv += ["--env", f"{key}={value}"]
