@@ -178,3 +178,30 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+#: What the preflight runs in the sandbox: the exporter package imports (torch is not loaded).
+_PREFLIGHT = ("-c", "import exporter, sys; sys.stdout.write('ok')")
+
+
+def preflight(runner: SandboxRunner, timeout: float = 120.0) -> None:
+    """Run a trivial command in ``runner``'s sandbox; :class:`SandboxUnavailableError` in one line if it cannot.
+
+    Called at ``serve``/``worker`` start, so a missing engine or image fails the start, not every job.
+    """
+    with tempfile.TemporaryDirectory(prefix="export-bot-preflight-") as tmp:
+        snapshot, output = Path(tmp) / "snapshot", Path(tmp) / "output"
+        snapshot.mkdir()
+        output.mkdir()
+        request = SandboxRequest(
+            args=_PREFLIGHT, snapshot_dir=snapshot, output_dir=output, timeout=timeout, memory_bytes=4 << 30
+        )
+        try:
+            result = runner.run(request)
+        except OSError as exc:
+            raise SandboxUnavailableError(f"sandbox {runner.name!r} cannot start: {exc}") from exc
+    if result.timed_out:
+        raise SandboxUnavailableError(f"sandbox {runner.name!r} did not answer within {timeout:g} s")
+    if result.returncode != 0 or result.stdout != "ok":
+        reason = result.last_line(300) or f"exit status {result.returncode}"
+        raise SandboxUnavailableError(f"sandbox {runner.name!r} cannot run a command here: {reason}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import OUTPUT, SNAPSHOT, BwrapRunner, DockerRunner, ProcessRunner, SandboxRequest, make_runner
+from bot.sandbox import OUTPUT, SNAPSHOT, BwrapRunner, ContainerRunner, ProcessRunner, SandboxRequest, make_runner
 from tests.support.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
 from tests.support.probes import probe_args, read_probe
 
@@ -131,7 +131,7 @@ def test_memory_limit(tmp_path: Path) -> None:
 
 def test_docker_command_line(tmp_path: Path) -> None:
     req = request(tmp_path, "-m", "exporter", "export", "--model", SNAPSHOT, OUTPUT)
-    argv = DockerRunner(image="hub-exporter-bot:test").command(req, "c1")
+    argv = ContainerRunner(image="hub-exporter-bot:test", cli="sh").command(req, "c1")
     joined = " ".join(argv)
     for part in (
         "--rm",
@@ -169,7 +169,7 @@ def test_bwrap_command_line_never_carries_the_token(tmp_path: Path, secrets_arou
 
 def test_make_runner() -> None:
     assert make_runner("bwrap").name == "bwrap"
-    assert make_runner("docker", docker_image="img").name == "docker"
+    assert make_runner("docker", image="img").name == "container"
     with pytest.raises(ValueError, match="unknown sandbox"):
         make_runner("chroot")
 
