@@ -32,6 +32,7 @@ fi
 engine=("$ENGINE")
 if [ "$ENGINE" = podman ]; then
     engine+=(--runtime runc --cgroup-manager=cgroupfs)  # crun refuses hybrid cgroup v1 hosts
+    args+=(--format docker)  # keeps the HEALTHCHECK (the OCI format has none)
 fi
 "${engine[@]}" build "${args[@]}" -t "$IMAGE" .
 echo "built $IMAGE"

@@ -6,6 +6,7 @@ kill the container, and a real export of a tiny checkpoint checked like the bot 
 
 from __future__ import annotations
 
+import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ def listener() -> Iterator[Listener]:
 
 
 def request(tmp_path: Path, *args: str, timeout: float = 120, memory: int = 2 << 30) -> SandboxRequest:
-    (tmp_path / "snapshot").mkdir(exist_ok=True)
+    (tmp_path / "snapshot").mkdir(parents=True, exist_ok=True)
     (tmp_path / "output").mkdir(exist_ok=True)
     return SandboxRequest(
         args=args,
@@ -101,13 +102,14 @@ def test_preflight_passes_and_fails_on_a_missing_image(runner: ContainerRunner) 
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # about a minute on a loaded 2-core machine: .ci/run's heavy tier runs it
 def test_real_export_in_the_container(
     tmp_path: Path, runner: ContainerRunner, checkpoint_factory: Callable[[str, str], Path]
 ) -> None:
     """A tiny checkpoint exported in the image: the files and the report pass the bot's own check."""
     checkpoint = checkpoint_factory("bert", "sequence-classification")
     snapshot = tmp_path / "job" / "snapshot"
-    subprocess.run(["cp", "-r", str(checkpoint), str(snapshot)], check=True)
+    shutil.copytree(checkpoint, snapshot)
     output = tmp_path / "job" / "output-0"
     limits = ExportLimits(timeout=600, memory_bytes=4 << 30, max_file_bytes=1 << 30, threads=2)
     export_in_sandbox(runner, snapshot, output, RepoConfig(), None, limits)
