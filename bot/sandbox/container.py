@@ -8,7 +8,8 @@ unprivileged uid: 1000 (the image's ``bot`` user) when the bot is root, else the
 
 Folders: the snapshot is bound read-only, the output folder read-write. When the bot is root the
 output folder is given to uid 1000 and the snapshot made world-readable, while their parent becomes
-0700: the container's uid can write its output, nobody else on the host can enter either folder.
+0700: the container's uid can write its output, nobody else on the host can enter either folder;
+when the container has ended the output is given back to root before the bot reads it.
 On a timeout, or when the engine's client is killed (a cancelled job), the container is killed by
 name with the same command prefix and removed.
 """
@@ -59,7 +60,9 @@ class ContainerRunner:
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={request.tmp_bytes}"]
         argv += ["--ulimit", f"fsize={request.max_file_bytes}", "--ulimit", "core=0"]
-        argv += ["--ulimit", "nofile=4096:4096", "--ulimit", f"nproc={request.max_processes}:{request.max_processes}"]
+        # RLIMIT_NPROC counts every process of host uid 1000, all containers together: --pids-limit is
+        # the per-export bound, this one only replaces the engine's default (unlimited for a root engine).
+        argv += ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
         for key, value in sandbox_env(request.threads, None).items():
             argv += ["--env", f"{key}={value}"]
         argv += ["--volume", f"{request.snapshot_dir.resolve()}:/snapshot:ro"]
@@ -70,11 +73,18 @@ class ContainerRunner:
     def run(self, request: SandboxRequest) -> SandboxResult:
         container = f"export-bot-{uuid.uuid4().hex[:12]}"
         command = self.command(request, container)
-        if os.geteuid() == 0:
+        owner = os.geteuid() == 0
+        if owner:
             hand_over(request.snapshot_dir, request.output_dir)
-        result = run_command(command, request.timeout, env=_engine_env(), on_timeout=lambda: self._remove(container))
-        if result.returncode < 0:  # the client was killed (a cancelled job): the container may live on
-            self._remove(container)
+        try:
+            result = run_command(
+                command, request.timeout, env=_engine_env(), on_timeout=lambda: self._remove(container)
+            )
+            if result.returncode < 0:  # the client was killed (a cancelled job): the container may live on
+                self._remove(container)
+        finally:
+            if owner:
+                take_back(request.output_dir)
         return result
 
     def _remove(self, container: str) -> None:
@@ -96,6 +106,14 @@ def hand_over(snapshot: Path, output: Path) -> None:
     _add_mode(snapshot, 0o555)
     os.chown(output, IMAGE_UID, IMAGE_UID)
     output.chmod(0o700)
+
+
+def take_back(output: Path) -> None:
+    """Give the output back to the bot (root) before anyone reads it: uid 1000 may be a host user."""
+    os.lchown(output, 0, 0)
+    for root, dirs, files in os.walk(output):
+        for name in (*dirs, *files):
+            os.lchown(Path(root) / name, 0, 0)
 
 
 def _add_mode(path: Path, bits: int) -> None:

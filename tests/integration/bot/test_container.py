@@ -75,8 +75,9 @@ def test_probe_inside_the_container_every_limit_holds(
     assert seen["fork_error"] == "EAGAIN" and seen["forked"] < 32  # type: ignore[operator]
     assert seen["root_writable"] is False and seen["connected"] is False and listener.connections == 0
     assert "HF_TOKEN" not in seen["env"]  # type: ignore[operator]
-    # The output was writable by the container's uid, and nobody else on the host can enter it.
-    assert (tmp_path / "output").stat().st_uid == 1000
+    # The output was writable by the container's uid (the probe wrote it), nobody else on the host can
+    # enter it, and it is root's again once the container has ended.
+    assert (tmp_path / "output").stat().st_uid == (tmp_path / "output" / "probe.json").stat().st_uid == 0
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "output").stat().st_mode) == 0o700
 
