@@ -54,6 +54,8 @@ class ContainerRunner:
 
     def command(self, request: SandboxRequest, container: str = "export-bot-sandbox") -> list[str]:
         argv = [*self.engine(), "run", "--rm", "--name", container, "--pull", "never", "--no-healthcheck"]
+        # The job's output folder as a label: an operator (or a test) finds the container of a job.
+        argv += ["--label", f"export-bot.output={request.output_dir.resolve()}"]
         argv += ["--network", "none", "--read-only", "--user", self.user(), "--workdir", "/tmp"]
         argv += ["--memory", str(request.memory_bytes), "--memory-swap", str(request.memory_bytes)]
         argv += ["--pids-limit", str(request.max_processes), "--cpus", str(request.threads)]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,9 +53,11 @@ def request(tmp_path: Path, *args: str, timeout: float = 120, memory: int = 2 <<
     )
 
 
-def containers() -> list[str]:
+def containers(output: Path) -> list[str]:
+    """The containers, running or not, whose export writes into ``output``."""
+    label = f"label=export-bot.output={output.resolve()}"
     out = subprocess.run(
-        [*PODMAN_CLI.split(), "ps", "--all", "--filter", "name=export-bot-", "--format", "{{.Names}}"],
+        [*PODMAN_CLI.split(), "ps", "--all", "--filter", label, "--format", "{{.Names}}"],
         capture_output=True,
         text=True,
         check=True,
@@ -91,9 +95,16 @@ def test_memory_limit_in_the_container(tmp_path: Path, runner: ContainerRunner) 
 
 
 def test_timeout_kills_the_container(tmp_path: Path, runner: ContainerRunner) -> None:
-    result = runner.run(request(tmp_path, "-c", "import time; time.sleep(120)", timeout=5))
-    assert result.timed_out and result.seconds < 60
-    assert containers() == []
+    req = request(tmp_path, "-c", "import time; time.sleep(120)", timeout=20)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(runner.run, req)
+        deadline = time.monotonic() + 15
+        while not containers(req.output_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert containers(req.output_dir), "the container never showed up"  # the check below has teeth
+        result = running.result()
+    assert result.timed_out and result.seconds < 80
+    assert containers(req.output_dir) == []
 
 
 def test_preflight_passes_and_fails_on_a_missing_image(runner: ContainerRunner) -> None:
