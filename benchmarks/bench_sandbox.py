@@ -7,6 +7,7 @@ and a real export of a tiny BERT checkpoint (ONNX + TorchScript, validated), the
 
     python benchmarks/bench_sandbox.py                  # 5 rounds of each workload
     python benchmarks/bench_sandbox.py --rounds 3 --image hub-exporter-bot:latest
+    python benchmarks/bench_sandbox.py --rounds 15 --workloads trivial --out benchmarks/results/sandbox-trivial.json
 
 Needs bubblewrap, podman + runc, and the image (scripts/build-image.sh).
 Results go to ``benchmarks/results/sandbox.json``.
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--image", default="hub-exporter-bot:latest")
     parser.add_argument("--container-cli", default=PODMAN)
+    parser.add_argument("--workloads", default="trivial,tiny_bert_export", help="comma-separated subset")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sandbox.json")
     args = parser.parse_args()
     runners: dict[str, SandboxRunner] = {
@@ -80,7 +82,8 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
         checkpoint = build_sample_checkpoint(Path(tmp) / "ckpt", "bert", "sequence-classification")
-        workloads = {"trivial": trivial, "tiny_bert_export": exporting(checkpoint)}
+        known = {"trivial": trivial, "tiny_bert_export": exporting(checkpoint)}
+        workloads = {name: known[name] for name in args.workloads.split(",")}
         times: dict[str, dict[str, list[float]]] = {w: {n: [] for n in runners} for w in workloads}
         for workload, measure in workloads.items():
             for i in range(args.rounds):

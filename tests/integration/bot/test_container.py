@@ -95,7 +95,7 @@ def test_memory_limit_in_the_container(tmp_path: Path, runner: ContainerRunner) 
 
 
 def test_timeout_kills_the_container(tmp_path: Path, runner: ContainerRunner) -> None:
-    req = request(tmp_path, "-c", "import time; time.sleep(120)", timeout=20)
+    req = request(tmp_path, "-c", "import time; time.sleep(120)", timeout=12)
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(runner.run, req)
         deadline = time.monotonic() + 15
