@@ -34,6 +34,8 @@ class ExportLimits:
     memory_bytes: int
     max_file_bytes: int
     threads: int
+    max_processes: int = 512
+    tmp_bytes: int = 1 << 30
 
 
 def exporter_args(config: RepoConfig, task: str | None) -> tuple[str, ...]:
@@ -69,6 +71,8 @@ def export_in_sandbox(
         memory_bytes=limits.memory_bytes,
         max_file_bytes=limits.max_file_bytes,
         threads=limits.threads,
+        max_processes=limits.max_processes,
+        tmp_bytes=limits.tmp_bytes,
     )
     result = runner.run(request)
     if result.returncode != 0 or result.timed_out:
