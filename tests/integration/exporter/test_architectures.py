@@ -73,6 +73,7 @@ def test_export_and_validate(model_type: str, task: str, checkpoint_factory, tmp
     assert len(shapes) == 2
     for fmt in data["formats"]:
         assert len(fmt["checks"]) == 2
+        assert fmt["method"] in ({"torchscript", "transformers"} if fmt["format"] == "onnx" else {"trace"})
         assert all(check["outputs"] for check in fmt["checks"])
     written = {f["path"] for f in data["files"]}
     assert {f"{c}{suffix}" for c in components for suffix in (".onnx", ".pt")} <= written
