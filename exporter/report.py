@@ -11,7 +11,7 @@
       "shapes": [{"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 11}],
       "formats": [
         {"format": "onnx", "component": "model", "file": "model.onnx", "passed": true, "note": "...",
-         "generalizes": true,
+         "method": "torchscript", "generalizes": true,
          "checks": [
            {"shape": {...}, "passed": true, "error": null,
             "outputs": [{"name": "logits", "shape": [2, 2], "reference_shape": [2, 2],
@@ -82,6 +82,9 @@ class FormatResult(_Data):
     checks: list[ShapeCheck]
     note: str = ""
     component: str = "model"
+    #: How the file was made: ``torchscript`` / ``transformers`` for ONNX (see
+    #: :mod:`exporter.formats.onnx`), ``trace`` for TorchScript; ``None`` in reports written before.
+    method: str | None = None
 
     @property
     def label(self) -> str:
@@ -219,6 +222,14 @@ class Report(_Data):
         return cls.from_json(raw)
 
 
+#: ``FormatResult.method`` in words.
+METHOD_TEXT = {
+    "torchscript": "torch.onnx, TorchScript-based",
+    "transformers": "transformers' ONNX exporter (torch.export)",
+    "trace": "torch.jit.trace",
+}
+
+
 def _shape_text(shape: dict[str, int]) -> str:
     return ",".join(f"{key}={value}" for key, value in shape.items())
 
@@ -256,7 +267,12 @@ def render_markdown(report: Report) -> str:
                     f"| {fmt.label} | {_shape_text(check.shape)} | `{out.name}` | {out.max_abs_diff:.2e} "
                     f"| {out.max_rel_diff:.2e} | {out.atol:g} | {mark} |"
                 )
-    notes = [f"- **{fmt.label}**: {fmt.note}" for fmt in report.formats if fmt.note]
+    notes = [
+        f"- **{fmt.label}**: {fmt.note}"
+        + (f" (made by: {METHOD_TEXT.get(fmt.method, fmt.method)})" if fmt.method else "")
+        for fmt in report.formats
+        if fmt.note
+    ]
     if notes:
         lines += ["", *notes]
     if report.files:

@@ -20,13 +20,20 @@ import torch
 
 from exporter import dummy_inputs
 from exporter.components import Component, build_components
-from exporter.errors import ForwardFailedError, UnsupportedTaskError, ValidationFailedError, first_line
+from exporter.errors import (
+    ExportFailedError,
+    ForwardFailedError,
+    UnsupportedTaskError,
+    ValidationFailedError,
+    first_line,
+)
 from exporter.files import COMPONENTS, REPORT_FILES, export_file_names
 from exporter.formats import FORMATS, ExportContext
-from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
+from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD, OnnxFormat
+from exporter.formats.torchscript import trace
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
-from exporter.report import FileEntry, Report
+from exporter.report import FileEntry, FormatResult, Report
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
@@ -77,14 +84,22 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     with _timed(timings, "load", progress, f"Loading {request.model}"):
         loaded = load(request)
         parts = [(component, component_context(loaded, component, request)) for component in build_components(loaded)]
-    written: list[Path] = []
+    files: dict[tuple[str, str], list[Path]] = {}
+    methods: dict[tuple[str, str], str] = {}
+    traces = _SharedTraces(enabled={"onnx", "torchscript"} <= set(request.formats))
     for name in request.formats:
         with _timed(timings, name, progress, f"Exporting {name}"):
             for component, context in parts:
-                written += FORMATS[name].export(component.module, context)
+                key = (name, component.name)
+                files[key], methods[key] = export_format(name, component, context, traces)
+    del traces
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
         results = validate(parts, request.formats, request.validation_shapes, atol)
+    results = [result.model_copy(update={"method": methods[result.format, result.component]}) for result in results]
+    if "onnx" in request.formats:
+        results = retry_onnx(parts, results, files, request.validation_shapes, atol, timings)
+    written = [path for paths in files.values() for path in paths]
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
         model=loaded.checkpoint.source,
@@ -104,6 +119,73 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     if report.status != "passed":
         raise ValidationFailedError(report)
     return report
+
+
+class _SharedTraces:
+    """One ``torch.jit.trace`` per component, shared by the TorchScript file and the ONNX export."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._traces: dict[str, Any] = {}
+
+    def get(self, component: Component, context: ExportContext) -> Any:
+        """The component's trace (made on first use), or ``None`` when not shared or not traceable."""
+        if not self.enabled:
+            return None
+        if component.name not in self._traces:
+            try:
+                self._traces[component.name] = trace(component.module, context)
+            except ExportFailedError:
+                self._traces[component.name] = None  # the TorchScript format reports it
+        return self._traces[component.name]
+
+
+def export_format(
+    name: str, component: Component, context: ExportContext, traces: _SharedTraces
+) -> tuple[list[Path], str]:
+    """Write one component in one format; the files and the method that made them."""
+    if name == "onnx":
+        onnx = OnnxFormat()
+        start = onnx.methods.index(onnx.first_method(component.module, context))
+        shared = traces.get(component, context) if start == 0 else None
+        return onnx.export_from(component.module, context, start, trace=shared)
+    if name == "torchscript":
+        shared = traces.get(component, context)
+        return FORMATS[name].export(shared if shared is not None else component.module, context), "trace"
+    return FORMATS[name].export(component.module, context), name
+
+
+def retry_onnx(
+    parts: list[tuple[Component, ExportContext]],
+    results: list[FormatResult],
+    files: dict[tuple[str, str], list[Path]],
+    shapes: tuple[Mapping[str, int], ...],
+    atol: float,
+    timings: dict[str, dict[str, float]],
+) -> list[FormatResult]:
+    """Re-export an ONNX file that did not validate by the next method, and validate it again.
+
+    A trace-based graph may be specialised to the export shape; the ``torch.export`` one is not.
+    When no later method exports, the first file and its failing checks stay.
+    """
+    onnx = OnnxFormat()
+    retried = []
+    for result in results:
+        method = result.method or onnx.methods[-1]
+        if result.format != "onnx" or result.passed or method == onnx.methods[-1]:
+            retried.append(result)
+            continue
+        component, context = next(part for part in parts if part[0].name == result.component)
+        with _timed(timings, "onnx_retry", _quiet, ""):
+            try:
+                paths, method = onnx.export_from(component.module, context, onnx.methods.index(method) + 1)
+            except ExportFailedError:
+                retried.append(result)
+                continue
+            files["onnx", component.name] = paths
+            [again] = validate([(component, context)], ("onnx",), shapes, atol)
+        retried.append(again.model_copy(update={"method": method}))
+    return retried
 
 
 def load(request: ExportRequest) -> Loaded:

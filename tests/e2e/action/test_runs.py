@@ -21,6 +21,10 @@ from export_action.manifest import MANIFEST_NAME, Manifest
 from tests.e2e.action.runner import ActionRun, Runner
 from tests.fakes.github import FakeGitHub
 
+#: Every test here runs the whole action, whose install step really installs the locked
+#: dependencies (torch included) on the session's first run: minutes, so CI only (``-m heavy``).
+pytestmark = pytest.mark.heavy
+
 REPO = "octo/models"
 MODEL = "models/tiny-bert"
 BRANCH = "exporter/models-tiny-bert"
