@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from exporter import dummy_inputs
+from exporter.axes import name_axes
 from exporter.components import Component, build_components
 from exporter.errors import ForwardFailedError, UnsupportedTaskError, ValidationFailedError, first_line
 from exporter.files import COMPONENTS, REPORT_FILES, export_file_names
@@ -26,6 +27,7 @@ from exporter.formats import FORMATS, ExportContext
 from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
+from exporter.merge import MERGED_FROM, merge_decoders
 from exporter.report import FileEntry, Report
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
@@ -82,6 +84,11 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         with _timed(timings, name, progress, f"Exporting {name}"):
             for component, context in parts:
                 written += FORMATS[name].export(component.module, context)
+                if name == "onnx":
+                    name_axes(context.path(FORMATS[name].suffix), context.dynamic_axes)
+            if name == "onnx" and set(MERGED_FROM) <= {component.name for component, _ in parts}:
+                merged = merge_decoders(request.output_dir, request.external_data_threshold)
+                written = [path for path in written if path.exists()] + merged  # the split decoders are gone
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
         results = validate(parts, request.formats, request.validation_shapes, atol)
@@ -159,10 +166,13 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
 
 def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[int | None, int | None]]:
     """``(min, max)`` of each dynamic axis: the spec's minimums, and the position table's length."""
-    bounds: dict[str, tuple[int | None, int | None]] = {"batch": (spec.axis_min.get("batch"), None)}
+    batch = dummy_inputs.BATCH
+    bounds: dict[str, tuple[int | None, int | None]] = {batch: (spec.axis_min.get(batch), None)}
     high = max_sequence - spec.sequence_headroom if max_sequence is not None else None
-    for axis in ("sequence", "decoder_sequence", "past_sequence"):
+    for axis in (dummy_inputs.SEQUENCE, dummy_inputs.DECODER_SEQUENCE, dummy_inputs.PAST_SEQUENCE):
         bounds[axis] = (spec.axis_min.get(axis), high)
+    for alias, key in dummy_inputs.ALIASES.items():
+        bounds[alias] = bounds[key]
     return bounds
 
 

@@ -19,7 +19,7 @@ from exporter.validation import compare_outputs
 def _report(tmp_path: Path, atol: float) -> Report:
     reference = {"logits": np.array([[0.5, -1.0], [2.0, 0.25]], dtype=np.float32)}
     perturbed = {"logits": reference["logits"] + np.float32(1e-3)}
-    shape = {"batch": 2, "sequence": 8}
+    shape = {"batch_size": 2, "sequence_length": 8}
     check = compare_outputs(reference, perturbed, atol, shape)
     (tmp_path / "model.onnx").write_bytes(b"onnx bytes")
     return Report(
@@ -54,14 +54,14 @@ def test_outside_tolerance_fails(tmp_path: Path) -> None:
 
 def test_shape_and_name_mismatch_fail() -> None:
     reference = {"logits": np.zeros((2, 3)), "pooler_output": np.zeros((2, 4))}
-    check = compare_outputs(reference, {"logits": np.zeros((2, 2))}, 1.0, {"batch": 2})
+    check = compare_outputs(reference, {"logits": np.zeros((2, 2))}, 1.0, {"batch_size": 2})
     assert not check.passed
     assert check.error and "missing ['pooler_output']" in check.error
     assert check.outputs[0].shape == [2, 2] and check.outputs[0].reference_shape == [2, 3]
 
 
 def test_nan_in_export_fails() -> None:
-    check = compare_outputs({"x": np.ones(3)}, {"x": np.array([1.0, np.nan, 1.0])}, 1.0, {"batch": 1})
+    check = compare_outputs({"x": np.ones(3)}, {"x": np.array([1.0, np.nan, 1.0])}, 1.0, {"batch_size": 1})
     assert not check.passed
 
 
