@@ -17,7 +17,7 @@ def write_report(
 ) -> Report:
     """Write ``files`` (default: a ``model.onnx`` and a ``model.pt``) and a report of them into ``folder``.
 
-    A ``failed`` report has one output of the ONNX file off by 0.5 at atol 0, on shape ``batch=3``.
+    A ``failed`` report has one output of the ONNX file off by 0.5 at atol 0, on shape ``batch_size=3``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     files = {"model.onnx": b"onnx-bytes", "model.pt": b"pt-bytes"} if files is None else files

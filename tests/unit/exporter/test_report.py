@@ -49,7 +49,7 @@ def test_differences_are_measured(tmp_path: Path) -> None:
 def test_outside_tolerance_fails(tmp_path: Path) -> None:
     report = _report(tmp_path, atol=1e-4)
     assert report.status == "failed"
-    assert report.failures() == ["onnx batch=2,sequence=8 logits: max_abs_diff 0.001 > atol 0.0001"]
+    assert report.failures() == ["onnx batch_size=2,sequence_length=8 logits: max_abs_diff 0.001 > atol 0.0001"]
 
 
 def test_shape_and_name_mismatch_fail() -> None:
@@ -76,7 +76,7 @@ def test_json_and_markdown(tmp_path: Path) -> None:
     }  # fmt: skip
     assert data["files"] == [{"path": "model.onnx", "bytes": 10, "sha256": hashlib.sha256(b"onnx bytes").hexdigest()}]
     markdown = (tmp_path / "report.md").read_text()
-    assert "| onnx | batch=2,sequence=8 | `logits` |" in markdown
+    assert "| onnx | batch_size=2,sequence_length=8 | `logits` |" in markdown
     assert hashlib.sha256(b"onnx bytes").hexdigest() in markdown
 
 
@@ -103,7 +103,9 @@ def test_components_are_entries_of_their_own(tmp_path: Path) -> None:
         ("onnx", "decoder_model", "decoder_model.onnx", False),
     ]
     assert data["status"] == "failed"
-    assert report.failures() == ["onnx decoder_model batch=2,sequence=8 logits: max_abs_diff 1 > atol 0.0001"]
+    assert report.failures() == [
+        "onnx decoder_model batch_size=2,sequence_length=8 logits: max_abs_diff 1 > atol 0.0001"
+    ]
     assert "| onnx decoder_model |" in report.to_markdown()
     assert FormatResult(format="onnx", file="model.onnx", checks=[check]).label == "onnx"
 
