@@ -47,6 +47,9 @@ class ExportRequest:
     model: str
     output_dir: Path
     revision: str | None = None
+    #: The Hub repo id and commit ``model`` is a copy of (the bot exports a snapshot folder): the report names them.
+    source_repo: str | None = None
+    source_revision: str | None = None
     task: str = AUTO
     opset: int = DEFAULT_OPSET
     atol: float | None = None
@@ -94,8 +97,8 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         results = validate(parts, request.formats, request.validation_shapes, atol)
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
-        model=loaded.checkpoint.source,
-        revision=loaded.checkpoint.revision,
+        model=request.source_repo or loaded.checkpoint.source,
+        revision=request.source_revision or loaded.checkpoint.revision,
         model_type=loaded.config.model_type,
         architecture=type(loaded.model).__name__,
         task=loaded.task,
