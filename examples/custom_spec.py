@@ -82,7 +82,7 @@ class SensorClassifier(PreTrainedModel):
 
 def sensor_inputs(config: Any, shape: Mapping[str, int], generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Dummy readings ``(batch, sequence, num_features)`` and a mask with the last row half padded."""
-    batch, steps = shape["batch"], shape["sequence"]
+    batch, steps = shape["batch_size"], shape["sequence_length"]
     mask = torch.ones(batch, steps, dtype=torch.long)
     if batch > 1:
         mask[-1, steps // 2 :] = 0

@@ -79,6 +79,12 @@ def export(
     output_dir: OutputArg,
     model: ModelOption,
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit of a Hub repo.")] = None,
+    source_repo: Annotated[
+        str | None, typer.Option(help="Hub repo id the local MODEL folder is a copy of; the report names it.")
+    ] = None,
+    source_revision: Annotated[
+        str | None, typer.Option(help="Commit the local MODEL folder is a copy of; the report names it.")
+    ] = None,
     task: Annotated[str, typer.Option("--task", "-t", help="Task, or 'auto' to infer it.")] = "auto",
     opset: Annotated[int, typer.Option(min=14, max=23, help="ONNX opset.")] = 18,
     atol: Annotated[float | None, typer.Option(min=0.0, help="Absolute tolerance (default: per task).")] = None,
@@ -102,6 +108,8 @@ def export(
         model=model,
         output_dir=output_dir,
         revision=revision,
+        source_repo=source_repo,
+        source_revision=source_revision,
         task=task,
         opset=opset,
         atol=atol,

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from exporter.loading import Loaded
 
 InputFactory = Callable[[Mapping[str, int], int], dict[str, Any]]
-_BATCH_SEQUENCE = {0: "batch", 1: "sequence"}
+_BATCH_SEQUENCE = {0: dummy_inputs.BATCH, 1: dummy_inputs.SEQUENCE}
+_BATCH_ENCODER_SEQUENCE = {0: dummy_inputs.BATCH, 1: dummy_inputs.ENCODER_SEQUENCE}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Component:
         name: the file stem (``model``, ``encoder_model`` …).
         module: called with the inputs as keyword arguments.
         make_inputs: ``(shape, seed) -> inputs``; the same shape and seed give the same tensors.
-        axes: dynamic axes of each flat input name, by position (``{0: "batch", 2: "past_sequence"}``).
+        axes: dynamic axes of each flat input name, by position (``{0: "batch_size", 2: "past_sequence_length"}``).
         output_names: outputs to export, in order; ``None``: every tensor of an eager run.
     """
 
@@ -79,10 +80,15 @@ def _single(loaded: Loaded) -> Component:
 
 
 def _past_axes(name: str) -> Mapping[int, str]:
-    """Axes of the cache tensors: the cross-attention cache is as long as the encoder's input."""
+    """Axes of a decoder's cache tensors."""
+    return {0: dummy_inputs.BATCH, 2: dummy_inputs.PAST_SEQUENCE}
+
+
+def _seq2seq_past_axes(name: str) -> Mapping[int, str]:
+    """Axes of a seq2seq decoder's cache: the cross-attention part is as long as the encoder's input."""
     if name.endswith((".encoder.key", ".encoder.value")):
-        return {0: "batch", 2: "sequence"}
-    return {0: "batch", 2: "past_sequence"}
+        return {0: dummy_inputs.BATCH, 2: dummy_inputs.ENCODER_SEQUENCE}
+    return {0: dummy_inputs.BATCH, 2: dummy_inputs.PAST_DECODER_SEQUENCE}
 
 
 def _left_padded(batch: int, length: int) -> torch.Tensor:
@@ -100,7 +106,7 @@ def decoder_component(loaded: Loaded, main: str) -> Component:
 
     def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
         shape = dummy_inputs.complete_shape(shape)
-        batch, new, past = shape["batch"], shape["sequence"], shape["past_sequence"]
+        batch, new, past = shape[dummy_inputs.BATCH], shape[dummy_inputs.SEQUENCE], shape[dummy_inputs.PAST_SEQUENCE]
         generator = torch.Generator().manual_seed(seed)
         prefix = dummy_inputs.token_ids(loaded.config, batch, past, generator)
         mask = _left_padded(batch, past + new)
@@ -119,7 +125,7 @@ def decoder_component(loaded: Loaded, main: str) -> Component:
 
     def axes(name: str) -> Mapping[int, str]:
         if name == "attention_mask":
-            return {0: "batch", 1: "total_sequence"}
+            return {0: dummy_inputs.BATCH, 1: dummy_inputs.TOTAL_SEQUENCE}
         return _BATCH_SEQUENCE if name in ("input_ids", "position_ids") else _past_axes(name)
 
     return Component("model", module, make, axes)
@@ -134,8 +140,9 @@ def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
     def encoder_inputs(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
         shape = dummy_inputs.complete_shape(shape)
         generator = torch.Generator().manual_seed(seed)
-        ids = dummy_inputs.token_ids(config, shape["batch"], shape["sequence"], generator)
-        return {"input_ids": ids, "attention_mask": dummy_inputs.padding_mask(shape["batch"], shape["sequence"])}
+        batch, length = shape[dummy_inputs.BATCH], shape[dummy_inputs.SEQUENCE]
+        ids = dummy_inputs.token_ids(config, batch, length, generator)
+        return {"input_ids": ids, "attention_mask": dummy_inputs.padding_mask(batch, length)}
 
     def decoder_inputs(shape: Mapping[str, int], seed: int, with_past: bool = False) -> dict[str, Any]:
         shape = dummy_inputs.complete_shape(shape)
@@ -144,25 +151,29 @@ def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
         with torch.no_grad():
             hidden = encoder(**source)["last_hidden_state"]
         sample: dict[str, Any] = {
-            "input_ids": dummy_inputs.token_ids(config, shape["batch"], shape["decoder_sequence"], generator),
+            "input_ids": dummy_inputs.token_ids(
+                config, shape[dummy_inputs.BATCH], shape[dummy_inputs.DECODER_SEQUENCE], generator
+            ),
             "encoder_hidden_states": hidden,
             "encoder_attention_mask": source["attention_mask"],
         }
         if with_past:
-            prefix = dummy_inputs.token_ids(config, shape["batch"], shape["past_sequence"], generator)
+            prefix = dummy_inputs.token_ids(
+                config, shape[dummy_inputs.BATCH], shape[dummy_inputs.PAST_SEQUENCE], generator
+            )
             with torch.no_grad():
                 sample["past_key_values"] = decoder(**{**sample, "input_ids": prefix})["present"]
         return sample
 
     def decoder_axes(name: str) -> Mapping[int, str]:
         if name == "input_ids":
-            return {0: "batch", 1: "decoder_sequence"}
+            return {0: dummy_inputs.BATCH, 1: dummy_inputs.DECODER_SEQUENCE}
         if name in ("encoder_hidden_states", "encoder_attention_mask"):
-            return _BATCH_SEQUENCE
-        return _past_axes(name)
+            return _BATCH_ENCODER_SEQUENCE
+        return _seq2seq_past_axes(name)
 
     return [
-        Component("encoder_model", encoder, encoder_inputs, lambda name: _BATCH_SEQUENCE),
+        Component("encoder_model", encoder, encoder_inputs, lambda name: _BATCH_ENCODER_SEQUENCE),
         Component("decoder_model", decoder, decoder_inputs, decoder_axes),
         Component("decoder_with_past_model", decoder, lambda s, i: decoder_inputs(s, i, True), decoder_axes),
     ]

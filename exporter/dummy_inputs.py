@@ -1,8 +1,12 @@
 """Dummy inputs: deterministic tensors of a requested shape, made from the spec and the config.
 
-A shape names the size of each dynamic axis: ``batch`` and ``sequence`` for every text model, plus
-``decoder_sequence`` (decoder tokens of a seq2seq model) and ``past_sequence`` (tokens already in the
-key/value cache) where the graphs have them. Axes a request leaves out are derived from ``sequence``.
+A shape names the size of each dynamic axis, by the names the graphs' dimensions carry (those of
+Optimum and transformers.js): ``batch_size`` and ``sequence_length`` for every text model, plus
+``decoder_sequence_length`` (decoder tokens of a seq2seq model) and ``past_sequence_length`` (tokens
+already in the key/value cache) where the graphs have them. Axes a request leaves out are derived
+from ``sequence_length``. A seq2seq model's graphs call its source tokens ``encoder_sequence_length``
+and its cache ``past_decoder_sequence_length``: aliases of ``sequence_length`` and
+``past_sequence_length`` (:data:`ALIASES`).
 """
 
 from __future__ import annotations
@@ -18,21 +22,39 @@ from exporter.specs import InputSpec, ModelSpec
 Shape = Mapping[str, int]
 
 #: Shape the model is exported (and traced) at, then validation shapes; the second differs in every axis.
-EXPORT_SHAPE = {"batch": 2, "sequence": 16, "decoder_sequence": 5, "past_sequence": 7}
+BATCH = "batch_size"
+SEQUENCE = "sequence_length"
+DECODER_SEQUENCE = "decoder_sequence_length"
+PAST_SEQUENCE = "past_sequence_length"
+ENCODER_SEQUENCE = "encoder_sequence_length"
+PAST_DECODER_SEQUENCE = "past_decoder_sequence_length"
+#: Attention mask and cache out of a decoder with past: past and new tokens.
+TOTAL_SEQUENCE = f"{PAST_SEQUENCE} + {SEQUENCE}"
+#: Cache out of a seq2seq decoder: past and new decoder tokens.
+TOTAL_DECODER_SEQUENCE = f"{PAST_DECODER_SEQUENCE} + {DECODER_SEQUENCE}"
+
+EXPORT_SHAPE = {BATCH: 2, SEQUENCE: 16, DECODER_SEQUENCE: 5, PAST_SEQUENCE: 7}
 VALIDATION_SHAPES = (
-    {"batch": 2, "sequence": 16, "decoder_sequence": 5, "past_sequence": 7},
-    {"batch": 3, "sequence": 11, "decoder_sequence": 3, "past_sequence": 4},
+    {BATCH: 2, SEQUENCE: 16, DECODER_SEQUENCE: 5, PAST_SEQUENCE: 7},
+    {BATCH: 3, SEQUENCE: 11, DECODER_SEQUENCE: 3, PAST_SEQUENCE: 4},
 )
-#: Axes whose size follows from others (``past_sequence + sequence``): never a key of a shape.
-DERIVED_AXES = frozenset({"total_sequence"})
+#: Axes whose size follows from others (past + new tokens): never a key of a shape.
+DERIVED_AXES = frozenset({TOTAL_SEQUENCE, TOTAL_DECODER_SEQUENCE})
+#: Cache lengths: a model's code may narrow their range (past + new tokens within the position table).
+PAST_AXES = frozenset({PAST_SEQUENCE, PAST_DECODER_SEQUENCE})
+#: A seq2seq graph's name of an axis → the shape key whose size it has.
+ALIASES = {ENCODER_SEQUENCE: SEQUENCE, PAST_DECODER_SEQUENCE: PAST_SEQUENCE}
 
 
 def complete_shape(shape: Shape) -> dict[str, int]:
-    """``shape`` with the decoder and past axes filled in from ``sequence`` where it lacks them."""
+    """``shape`` with the decoder and past axes filled in from ``sequence_length`` where it lacks them."""
     full = dict(shape)
-    sequence = int(full.get("sequence", 16))
-    full.setdefault("decoder_sequence", max(2, sequence // 3))
-    full.setdefault("past_sequence", max(2, sequence // 2 - 1))
+    sequence = int(full.get(SEQUENCE, 16))
+    full.setdefault(DECODER_SEQUENCE, max(2, sequence // 3))
+    full.setdefault(PAST_SEQUENCE, max(2, sequence // 2 - 1))
+    for alias, key in ALIASES.items():
+        if key in full:
+            full.setdefault(alias, full[key])
     return full
 
 
@@ -84,8 +106,8 @@ def _image_size(config: Any) -> tuple[int, int]:
 
 
 def _make(inp: InputSpec, config: Any, shape: Shape, generator: torch.Generator) -> torch.Tensor:
-    batch = shape["batch"]
-    seq = shape.get("decoder_sequence" if inp.kind.startswith("decoder_") else "sequence", 1)
+    batch = shape[BATCH]
+    seq = shape.get(DECODER_SEQUENCE if inp.kind.startswith("decoder_") else SEQUENCE, 1)
     if inp.kind in ("ids", "decoder_ids"):
         return token_ids(config, batch, seq, generator)
     if inp.kind in ("mask", "decoder_mask"):

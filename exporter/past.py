@@ -6,7 +6,7 @@ per key/value, ``[batch, heads, length, head_dim]``:
 * decoder-only: ``past_key_values.{i}.key`` / ``.value`` in, ``present.{i}.key`` / ``.value`` out;
 * seq2seq: ``past_key_values.{i}.decoder.key`` (self-attention) and ``past_key_values.{i}.encoder.key``
   (cross-attention) in, ``present.{i}.decoder.key`` … out (the encoder ones only from the first step,
-  since they never change afterwards).
+  since they never change afterwards: a later step returns them as it was fed them).
 
 The wrappers here turn those tensors into the ``DynamicCache`` / ``EncoderDecoderCache`` the
 model's forward takes and back, so the model itself runs unmodified; torch.export traces through the
@@ -86,7 +86,8 @@ class Seq2SeqDecoder(torch.nn.Module):
     """The decoder of a seq2seq model, run on the encoder's output, with its cache as named tensors.
 
     Without ``past_key_values`` it is the first step: it returns the self- and cross-attention
-    cache. With them, only the self-attention one (the cross-attention cache stays as it was).
+    cache. With them, the updated self-attention cache and the cross-attention one as it was fed
+    (both steps have the same outputs, as the branches of a merged decoder must).
     The whole model is called with ``encoder_outputs`` so its own head and cache logic run.
     """
 
@@ -120,7 +121,10 @@ class Seq2SeqDecoder(torch.nn.Module):
         present: dict[str, dict[str, Any]] = {
             name: {"decoder": layer} for name, layer in to_named(cache_layers(result.self_attention_cache)).items()
         }
-        if not past_key_values:
+        if past_key_values:
+            for name in present:
+                present[name]["encoder"] = dict(past_key_values[name]["encoder"])
+        else:
             for name, layer in to_named(cache_layers(result.cross_attention_cache)).items():
                 present[name]["encoder"] = layer
         return {self.main_output: outputs[self.main_output], "present": present}

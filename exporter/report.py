@@ -7,8 +7,8 @@
       "status": "passed" | "failed",
       "model": "<path or repo id>", "revision": "<sha or null>",
       "model_type": "bert", "architecture": "BertForSequenceClassification", "task": "sequence-classification",
-      "opset": 18, "export_shape": {"batch": 2, "sequence": 16},
-      "shapes": [{"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 11}],
+      "opset": 18, "export_shape": {"batch_size": 2, "sequence_length": 16},
+      "shapes": [{"batch_size": 2, "sequence_length": 16}, {"batch_size": 3, "sequence_length": 11}],
       "formats": [
         {"format": "onnx", "component": "model", "file": "model.onnx", "passed": true, "note": "...",
          "method": "torchscript", "generalizes": true,

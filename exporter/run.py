@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from exporter import dummy_inputs
+from exporter.axes import name_axes
 from exporter.components import Component, build_components
 from exporter.errors import (
     ExportFailedError,
@@ -33,6 +34,7 @@ from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD, OnnxFormat
 from exporter.formats.torchscript import trace
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
+from exporter.merge import MERGED_FROM, merge_decoders
 from exporter.report import FileEntry, FormatResult, Report
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
@@ -52,6 +54,9 @@ class ExportRequest:
     model: str
     output_dir: Path
     revision: str | None = None
+    #: The Hub repo id and commit ``model`` is a copy of (the bot exports a snapshot folder): the report names them.
+    source_repo: str | None = None
+    source_revision: str | None = None
     task: str = AUTO
     opset: int = DEFAULT_OPSET
     atol: float | None = None
@@ -92,6 +97,8 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
             for component, context in parts:
                 key = (name, component.name)
                 files[key], methods[key] = export_format(name, component, context, traces)
+            if name == "onnx":
+                merge_split_decoders(parts, files)
     del traces
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
@@ -102,8 +109,8 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     written = [path for paths in files.values() for path in paths]
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
-        model=loaded.checkpoint.source,
-        revision=loaded.checkpoint.revision,
+        model=request.source_repo or loaded.checkpoint.source,
+        revision=request.source_revision or loaded.checkpoint.revision,
         model_type=loaded.config.model_type,
         architecture=type(loaded.model).__name__,
         task=loaded.task,
@@ -143,16 +150,32 @@ class _SharedTraces:
 def export_format(
     name: str, component: Component, context: ExportContext, traces: _SharedTraces
 ) -> tuple[list[Path], str]:
-    """Write one component in one format; the files and the method that made them."""
+    """Write one component in one format; the files and the method that made them (ONNX axes named)."""
     if name == "onnx":
         onnx = OnnxFormat()
         start = onnx.methods.index(onnx.first_method(component.module, context))
         shared = traces.get(component, context) if start == 0 else None
-        return onnx.export_from(component.module, context, start, trace=shared)
+        paths, method = onnx.export_from(component.module, context, start, trace=shared)
+        name_axes(context.path(onnx.suffix), context.dynamic_axes)
+        return paths, method
     if name == "torchscript":
         shared = traces.get(component, context)
         return FORMATS[name].export(shared if shared is not None else component.module, context), "trace"
     return FORMATS[name].export(component.module, context), name
+
+
+def merge_split_decoders(
+    parts: list[tuple[Component, ExportContext]], files: dict[tuple[str, str], list[Path]]
+) -> None:
+    """Replace the two split seq2seq decoder files by ``decoder_model_merged.onnx`` (see :mod:`exporter.merge`)."""
+    split = [name for name in MERGED_FROM if ("onnx", name) in files]
+    if len(split) < len(MERGED_FROM) or not parts:
+        return
+    context = parts[0][1]
+    merged = merge_decoders(context.output_dir, context.external_data_threshold)
+    files["onnx", split[0]] = merged
+    for name in split[1:]:
+        files["onnx", name] = []
 
 
 def retry_onnx(
@@ -163,29 +186,36 @@ def retry_onnx(
     atol: float,
     timings: dict[str, dict[str, float]],
 ) -> list[FormatResult]:
-    """Re-export an ONNX file that did not validate by the next method, and validate it again.
+    """Re-export ONNX files that did not validate by the next method, and validate them again.
 
     A trace-based graph may be specialised to the export shape; the ``torch.export`` one is not.
-    When no later method exports, the first file and its failing checks stay.
+    The two branches of a merged decoder are re-exported and merged together. When no later method
+    exports, the first file and its failing checks stay.
     """
     onnx = OnnxFormat()
-    retried = []
-    for result in results:
-        method = result.method or onnx.methods[-1]
-        if result.format != "onnx" or result.passed or method == onnx.methods[-1]:
-            retried.append(result)
-            continue
-        component, context = next(part for part in parts if part[0].name == result.component)
-        with _timed(timings, "onnx_retry", _quiet, ""):
-            try:
-                paths, method = onnx.export_from(component.module, context, onnx.methods.index(method) + 1)
-            except ExportFailedError:
-                retried.append(result)
-                continue
-            files["onnx", component.name] = paths
-            [again] = validate([(component, context)], ("onnx",), shapes, atol)
-        retried.append(again.model_copy(update={"method": method}))
-    return retried
+    last = onnx.methods[-1]
+    by_component = {result.component: result for result in results if result.format == "onnx"}
+    redo = {name for name, result in by_component.items() if not result.passed and (result.method or last) != last}
+    if redo & set(MERGED_FROM):
+        redo |= set(MERGED_FROM) & set(by_component)
+    if not redo:
+        return results
+    again_parts = [(component, context) for component, context in parts if component.name in redo]
+    methods: dict[str, str] = {}
+    with _timed(timings, "onnx_retry", _quiet, ""):
+        try:
+            for component, context in again_parts:
+                start = onnx.methods.index(by_component[component.name].method or last) + 1
+                files["onnx", component.name], methods[component.name] = onnx.export_from(
+                    component.module, context, min(start, len(onnx.methods) - 1)
+                )
+                name_axes(context.path(onnx.suffix), context.dynamic_axes)
+        except ExportFailedError:
+            return results
+        merge_split_decoders(again_parts, files)
+        retried = validate(again_parts, ("onnx",), shapes, atol)
+    fresh = {result.component: result.model_copy(update={"method": methods[result.component]}) for result in retried}
+    return [fresh.get(r.component, r) if r.format == "onnx" else r for r in results]
 
 
 def load(request: ExportRequest) -> Loaded:
@@ -241,10 +271,13 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
 
 def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[int | None, int | None]]:
     """``(min, max)`` of each dynamic axis: the spec's minimums, and the position table's length."""
-    bounds: dict[str, tuple[int | None, int | None]] = {"batch": (spec.axis_min.get("batch"), None)}
+    batch = dummy_inputs.BATCH
+    bounds: dict[str, tuple[int | None, int | None]] = {batch: (spec.axis_min.get(batch), None)}
     high = max_sequence - spec.sequence_headroom if max_sequence is not None else None
-    for axis in ("sequence", "decoder_sequence", "past_sequence"):
+    for axis in (dummy_inputs.SEQUENCE, dummy_inputs.DECODER_SEQUENCE, dummy_inputs.PAST_SEQUENCE):
         bounds[axis] = (spec.axis_min.get(axis), high)
+    for alias, key in dummy_inputs.ALIASES.items():
+        bounds[alias] = bounds[key]
     return bounds
 
 

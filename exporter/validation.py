@@ -18,6 +18,7 @@ from exporter import dummy_inputs
 from exporter.components import Component
 from exporter.errors import first_line
 from exporter.formats import FORMATS, ExportContext
+from exporter.merge import MERGED_FROM, merged_runner, onnx_file
 from exporter.report import FormatResult, OutputCheck, ShapeCheck
 from exporter.tensors import flatten_outputs, flatten_tensors
 
@@ -42,7 +43,7 @@ def validate(
             passing = [c.shape for c in shape_checks if c.passed]
             failing = [c.shape for c in shape_checks if not c.passed]
             note = fmt.note(passing, failing)
-            file = f"{component.name}{fmt.suffix}"
+            file = onnx_file(component.name) if name == "onnx" else f"{component.name}{fmt.suffix}"
             results.append(
                 FormatResult(format=name, file=file, checks=shape_checks, note=note, component=component.name)
             )
@@ -68,11 +69,19 @@ def validate_component(
         cases.append((dummy_inputs.restrict_shape(requested, axes), feeds, reference))
     checks: dict[str, list[ShapeCheck]] = {}
     for name in formats:
-        run = FORMATS[name].load(context.path(FORMATS[name].suffix), context)
+        run = load_runner(name, component.name, context)
         checks[name] = [_check(run, feeds, reference, atol, shape) for shape, feeds, reference in cases]
         del run  # no reference cycle holds a runner: its session or module is freed here (no gc.collect,
         # which costs ~1 s per call in a process holding torch and transformers)
     return checks
+
+
+def load_runner(fmt: str, component: str, context: ExportContext) -> Any:
+    """The runner of ``component``'s file in ``fmt``; a split seq2seq decoder runs its branch of the merged file."""
+    if fmt == "onnx" and component in MERGED_FROM:
+        path = context.output_dir / onnx_file(component)
+        return merged_runner(FORMATS[fmt].load(path, context), path, MERGED_FROM[component])
+    return FORMATS[fmt].load(context.path(FORMATS[fmt].suffix), context)
 
 
 def _check(

@@ -1,6 +1,6 @@
 """Shared fixtures: offline guards, system-tool requirements, tiny checkpoints built locally.
 
-Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``podman``); on a machine without the
+Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``podman``, ``node`` …); on a machine without the
 tool they are skipped with a reason that says how to get it. ``.ci/run`` installs every tool and
 sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that is missing then fails
 the test instead, so CI cannot pass by skipping.
@@ -25,6 +25,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 pytest_plugins = ["tests.support.bot_fixtures"]
 
 _real_connect = socket.socket.connect
+#: The Node project of the client-parity tests (transformers.js 3 and 4).
+CLIENTS = Path(__file__).parent / "clients"
 
 
 def _redis_answers() -> bool:
@@ -57,6 +59,10 @@ SYSTEM_TOOLS = {
     "podman": (
         _podman_ready,
         f"podman + runc or the image {TEST_IMAGE} missing (apt-get install podman runc; scripts/build-image.sh)",
+    ),
+    "node": (
+        lambda: shutil.which("node") is not None and (CLIENTS / "node_modules").is_dir(),
+        "Node.js or transformers.js is missing: run `npm ci --ignore-scripts` in tests/clients",
     ),
 }
 _available: dict[str, bool] = {}

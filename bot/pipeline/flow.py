@@ -137,7 +137,9 @@ class JobPipeline:
         outputs = []
         for i, task in enumerate(listing.config.task_list()):
             output = attempt / f"output-{i}"
-            export_in_sandbox(self.runner, snapshot, output, listing.config, task, self.limits)
+            export_in_sandbox(
+                self.runner, snapshot, output, listing.config, task, self.limits, repo=job.repo, sha=job.sha
+            )
             outputs.append(output)
         shutil.rmtree(snapshot, ignore_errors=True)  # publishing needs only the outputs
         model_type = str(checkpoint.model_config["model_type"])

@@ -38,9 +38,18 @@ class ExportLimits:
     tmp_bytes: int = 1 << 30
 
 
-def exporter_args(config: RepoConfig, task: str | None) -> tuple[str, ...]:
-    """The exporter command line (after ``python``), with sandbox path placeholders."""
+def exporter_args(
+    config: RepoConfig, task: str | None, repo: str | None = None, sha: str | None = None
+) -> tuple[str, ...]:
+    """The exporter command line (after ``python``), with sandbox path placeholders.
+
+    ``repo`` and ``sha`` name what the snapshot is a copy of, so the committed report names them, not ``/snapshot``.
+    """
     args = ["-m", "exporter", "export", "--model", SNAPSHOT, "--formats", ",".join(config.formats), "--quiet"]
+    if repo is not None:
+        args += ["--source-repo", repo]
+    if sha is not None:
+        args += ["--source-revision", sha]
     if task is not None:
         args += ["--task", task]
     if config.opset is not None:
@@ -57,6 +66,9 @@ def export_in_sandbox(
     config: RepoConfig,
     task: str | None,
     limits: ExportLimits,
+    *,
+    repo: str | None = None,
+    sha: str | None = None,
 ) -> None:
     """Export one task in the sandbox into ``output`` (a new folder); a job error unless it passed.
 
@@ -64,7 +76,7 @@ def export_in_sandbox(
     """
     output.mkdir(parents=True, exist_ok=False)
     request = SandboxRequest(
-        args=exporter_args(config, task),
+        args=exporter_args(config, task, repo, sha),
         snapshot_dir=snapshot,
         output_dir=output,
         timeout=limits.timeout,

@@ -33,20 +33,20 @@ METHODS = ("torchscript", "transformers")
 def _dynamic_shapes(context: ExportContext) -> dict[str, Any]:
     """``torch.export`` dynamic shapes mirroring the (nested) inputs: one named ``Dim`` per axis name.
 
-    An axis whose size follows from others (``total_sequence`` = past + new tokens) is left for
+    An axis whose size follows from others (past + new tokens) is left for
     ``torch.export`` to relate (``Dim.DYNAMIC``): a named ``Dim`` cannot be a sum of two others. So is
-    ``past_sequence``, whose range the model's code may narrow (past + new tokens within the
+    a cache length (``past_sequence_length``), whose range the model's code may narrow (past + new tokens within the
     position table): a named ``Dim`` would make that an error instead of a refinement.
     """
     from torch.export import Dim
 
-    from exporter.dummy_inputs import DERIVED_AXES
+    from exporter.dummy_inputs import DERIVED_AXES, PAST_AXES
     from exporter.tensors import nest
 
     dims: dict[str, Any] = {}
     for axis_name in {name for axes in context.dynamic_axes.values() for name in axes.values()}:
         low, high = context.axis_bounds.get(axis_name, (None, None))
-        related = axis_name in DERIVED_AXES or axis_name == "past_sequence"
+        related = axis_name in DERIVED_AXES or axis_name in PAST_AXES
         dims[axis_name] = Dim.DYNAMIC if related else Dim(axis_name, min=low, max=high)
     flat = {
         name: {position: dims[axis_name] for position, axis_name in context.dynamic_axes.get(name, {}).items()}

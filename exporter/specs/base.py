@@ -33,10 +33,10 @@ class InputSpec:
     def dynamic_axes(self) -> dict[int, str]:
         """Axes that vary at run time, by position, named as ONNX consumers expect."""
         if self.kind == "pixels":
-            return {0: "batch"}
+            return {0: "batch_size"}
         if self.kind in ("decoder_ids", "decoder_mask"):
-            return {0: "batch", 1: "decoder_sequence"}
-        return {0: "batch", 1: "sequence"}
+            return {0: "batch_size", 1: "decoder_sequence_length"}
+        return {0: "batch_size", 1: "sequence_length"}
 
 
 TEXT_INPUTS = (

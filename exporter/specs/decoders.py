@@ -40,7 +40,7 @@ def _seq2seq(model_type: str, **fields: Any) -> ModelSpec:
         inputs=DECODER_INPUTS,
         task_inputs={"default": SEQ2SEQ_INPUTS, "seq2seq-lm": SEQ2SEQ_INPUTS},
         ids_end_with_eos=True,
-        axis_min={"sequence": 3},
+        axis_min={"sequence_length": 3},
         **fields,
     )
 

@@ -36,7 +36,7 @@ SPECS: list[ModelSpec] = [
     # longer than the ones validated here, and the fallback is what short inputs run.
     ModelSpec(model_type="big_bird", config_overrides=_DECODER),
     # MobileBERT's trigram embedding slices the sequence: length 2 takes another path.
-    ModelSpec(model_type="mobilebert", config_overrides=_DECODER, axis_min={"sequence": 3}),
+    ModelSpec(model_type="mobilebert", config_overrides=_DECODER, axis_min={"sequence_length": 3}),
     # LayoutLM reads one bounding box per token.
     ModelSpec(model_type="layoutlm", inputs=(*TEXT_INPUTS, InputSpec(name="bbox", kind="bbox"))),
     *(ModelSpec(model_type=name, modality="vision", atol=1e-4) for name in VISION_ENCODERS),

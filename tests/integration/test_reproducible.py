@@ -25,7 +25,7 @@ from exporter import ExportRequest, run_export
 prefix = sys.argv[1]
 assert torch.__file__.startswith(prefix) and transformers.__file__.startswith(prefix), (torch.__file__, prefix)
 out = Path(sys.argv[3])
-shape = {"batch": 2, "sequence": 16}
+shape = {"batch_size": 2, "sequence_length": 16}
 request = ExportRequest(model=sys.argv[2], output_dir=out, task="sequence-classification", validation_shapes=(shape,))
 report = run_export(request)
 assert report.status == "passed", report.failures()

@@ -17,7 +17,7 @@ def write_report(
 ) -> Report:
     """Write ``files`` (default: a ``model.onnx`` and a ``model.pt``) and a report of them into ``folder``.
 
-    A ``failed`` report has one output of the ONNX file off by 0.5 at atol 0, on shape ``batch=3``.
+    A ``failed`` report has one output of the ONNX file off by 0.5 at atol 0, on shape ``batch_size=3``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     files = {"model.onnx": b"onnx-bytes", "model.pt": b"pt-bytes"} if files is None else files
@@ -33,7 +33,7 @@ def write_report(
         atol=0.0,
         passed=passed,
     )
-    check = ShapeCheck(shape={"batch": 3}, outputs=[output], passed=passed)
+    check = ShapeCheck(shape={"batch_size": 3}, outputs=[output], passed=passed)
     graphs = [name for name in files if name.endswith((".onnx", ".pt"))]
     report = Report(
         model="alice/tiny",
@@ -42,8 +42,8 @@ def write_report(
         architecture="BertForSequenceClassification",
         task="sequence-classification",
         opset=18,
-        export_shape={"batch": 3},
-        shapes=[{"batch": 3}],
+        export_shape={"batch_size": 3},
+        shapes=[{"batch_size": 3}],
         formats=[
             FormatResult(format="onnx" if name.endswith(".onnx") else "torchscript", file=name, checks=[check])
             for name in graphs

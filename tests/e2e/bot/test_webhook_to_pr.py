@@ -134,7 +134,7 @@ def bot(tmp_path: Path, hub: FakeHub) -> Iterator[BotProcess]:
         "EXPORT_BOT_SANDBOX": "bwrap",
         "EXPORT_BOT_LEASE_SECONDS": "3",
         "EXPORT_BOT_POLL_SECONDS": "0.2",
-        "EXPORT_BOT_EXPORT_TIMEOUT": "240",
+        "EXPORT_BOT_EXPORT_TIMEOUT": "600",  # a seq2seq export with past takes minutes on a loaded machine
     }
     process = BotProcess(env, port, tmp_path / "bot.log")
     process.secret = secret  # type: ignore[attr-defined]
@@ -199,6 +199,7 @@ def test_webhook_to_pull_request_lifecycle(tmp_path: Path, hub: FakeHub, bot: Bo
     assert {"onnx/model.onnx", "torchscript/model.pt", "onnx/report.json", "config.json"} <= set(files)
     report = json.loads(files["onnx/report.json"])
     assert report["status"] == "passed"
+    assert (report["model"], report["revision"]) == (REPO, sha_a)  # what it came from, not the sandbox path
     for entry in report["files"]:
         path = {"model.onnx": "onnx/model.onnx", "model.pt": "torchscript/model.pt"}.get(entry["path"])
         if path:
@@ -255,3 +256,24 @@ def test_webhook_to_pull_request_lifecycle(tmp_path: Path, hub: FakeHub, bot: Bo
     assert text.startswith(f"<!-- export-bot-failure: sha={sha_c} -->") and f"**Why:** {done_c['reason']}" in text
     assert "Export failed" in text and "| onnx |" in text and "❌" in text  # the exporter's report
     assert "`atol`" in text and "notify_failures: false" in text and BOT_TOKEN not in text
+
+
+@pytest.mark.heavy
+def test_seq2seq_with_past_is_published_in_the_client_layout(tmp_path: Path, hub: FakeHub, bot: BotProcess) -> None:
+    """A T5 export with past reaches the PR as the encoder and the merged decoder transformers.js loads."""
+    from exporter.sample import build_sample_checkpoint
+
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo(REPO)
+    checkpoint = build_sample_checkpoint(tmp_path / "t5", "t5", "seq2seq-lm")
+    (checkpoint / ".export-bot.yaml").write_text("tasks: [seq2seq-lm-with-past]\nformats: [onnx]\n")
+    sha = upload_checkpoint(api, checkpoint, "tiny t5")
+    done = bot.finished(json.loads(delivery_for(hub, sha).body)["job_id"], timeout=700)
+    assert done["status"] == "succeeded", done
+    files = hub.files_at(REPO, "refs/pr/1")
+    onnx_files = {name for name in files if name.startswith("onnx/") and name.endswith(".onnx")}
+    assert onnx_files == {"onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"}
+    report = json.loads(files["onnx/report.json"])
+    assert (report["model"], report["revision"], report["task"]) == (REPO, sha, "seq2seq-lm-with-past")
+    description = hub.pr_description(REPO, 1)
+    assert f"`{REPO}`" in description and "/snapshot" not in description

@@ -112,7 +112,7 @@ def test_output_rule_is_the_old_one(tmp_path: Path) -> None:
 
 
 def _report(outputs: list[OutputCheck], error: str | None = None) -> Report:
-    check = ShapeCheck(shape={"batch": 3, "sequence": 11}, outputs=outputs, passed=False, error=error)
+    check = ShapeCheck(shape={"batch_size": 3, "sequence_length": 11}, outputs=outputs, passed=False, error=error)
     return Report(
         model="m",
         revision=None,
@@ -120,7 +120,7 @@ def _report(outputs: list[OutputCheck], error: str | None = None) -> Report:
         architecture="DistilBertForSequenceClassification",
         task="sequence-classification",
         opset=18,
-        export_shape={"batch": 2, "sequence": 16},
+        export_shape={"batch_size": 2, "sequence_length": 16},
         shapes=[check.shape],
         formats=[FormatResult(format="onnx", file="model.onnx", checks=[check])],
     )

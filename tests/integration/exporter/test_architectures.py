@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
+from exporter.axes import graph_axes
+from exporter.merge import onnx_file
 from exporter.run import ExportRequest, run_export
 from exporter.sample import TINY_CONFIGS
 from exporter.specs import get_spec
@@ -15,6 +18,18 @@ from exporter.tasks import get_task
 
 PAIRS = [(model_type, task) for model_type, tasks in support_matrix().items() for task in tasks]
 SEQ2SEQ_COMPONENTS = ["encoder_model", "decoder_model", "decoder_with_past_model"]
+#: Every dimension name a graph may carry (the others are fixed sizes).
+NAMED_AXES = {
+    "batch_size",
+    "sequence_length",
+    "past_sequence_length",
+    "past_sequence_length + sequence_length",
+    "encoder_sequence_length",
+    "encoder_sequence_length_out",
+    "decoder_sequence_length",
+    "past_decoder_sequence_length",
+    "past_decoder_sequence_length + decoder_sequence_length",
+}
 #: Architectures whose every pair runs by default: one per family and input kind, with every head.
 REFERENCE = {"bert", "vit", "gpt2", "bart"}
 #: Architectures that run by default with one pair: their own input kinds, attention or cache layout.
@@ -90,15 +105,23 @@ def test_export_and_validate(model_type: str, task: str, checkpoint_factory, tmp
         assert fmt["method"] in ({"torchscript", "transformers"} if fmt["format"] == "onnx" else {"trace"})
         assert all(check["outputs"] for check in fmt["checks"])
     written = {f["path"] for f in data["files"]}
-    assert {f"{c}{suffix}" for c in components for suffix in (".onnx", ".pt")} <= written
+    assert {onnx_file(c) for c in components} | {f"{c}.pt" for c in components} <= written
+    assert not {"decoder_model.onnx", "decoder_with_past_model.onnx"} & written  # merged: clients load one file
+    for name in sorted(path for path in written if path.endswith(".onnx")):
+        dims = graph_axes(onnx.load(str(tmp_path / name), load_external_data=False).graph)
+        symbolic = {str(dim) for shape in dims.values() for dim in shape if isinstance(dim, str)}
+        assert symbolic <= NAMED_AXES, f"{name}: axes not named as clients read them: {symbolic - NAMED_AXES}"
+        # transformers.js resolves only `batch_size` when it makes the first step's empty cache
+        assert all(shape[0] == "batch_size" for shape in dims.values() if shape and isinstance(shape[0], str))
     if get_task(task).with_past:
         outputs = {out["name"] for fmt in data["formats"] for out in fmt["checks"][0]["outputs"]}
         assert any(name.startswith("present.1.") for name in outputs)
         # validated with a real, non-empty past of two different lengths
         past = {
-            check["shape"]["past_sequence"]
+            check["shape"][axis]
             for fmt in data["formats"]
             for check in fmt["checks"]
-            if "past_sequence" in check["shape"]
+            for axis in ("past_sequence_length", "past_decoder_sequence_length")
+            if axis in check["shape"]
         }
         assert len(past) == 2 and min(past) > 0

@@ -2,9 +2,9 @@
 
 The loop is what an ONNX Runtime user writes against the documented file layout: decoder-only
 models run ``model.onnx`` from an empty past (length 0) and feed each ``present.*`` back as
-``past_key_values.*``; seq2seq models run ``encoder_model.onnx`` once, ``decoder_model.onnx`` for
-the first token and ``decoder_with_past_model.onnx`` after it, keeping the cross-attention cache of
-the first step.
+``past_key_values.*``; seq2seq models run ``encoder_model.onnx`` once, then
+``decoder_model_merged.onnx`` with ``use_cache_branch`` false and an empty past for the first token
+and true after it (the graph hands back the cross-attention cache it was fed).
 """
 
 from __future__ import annotations
@@ -78,21 +78,19 @@ def greedy_decoder_only(output_dir: Path, eos: int | None) -> list[int]:
 
 
 def greedy_seq2seq(output_dir: Path, start: int, eos: int | None) -> list[int]:
-    encoder = _session(output_dir / "encoder_model.onnx")
-    first, later = _session(output_dir / "decoder_model.onnx"), _session(output_dir / "decoder_with_past_model.onnx")
+    encoder, decoder = _session(output_dir / "encoder_model.onnx"), _session(output_dir / "decoder_model_merged.onnx")
     mask = np.ones_like(PROMPT)
     hidden = _run(encoder, {"input_ids": PROMPT, "attention_mask": mask})["last_hidden_state"]
     context = {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
-    outputs = _run(first, {"input_ids": np.array([[start]], dtype=np.int64), **context})
-    cross = {name: v for name, v in _as_past(outputs).items() if ".encoder." in name}
-    tokens: list[int] = []
+    past, ids, use_cache, tokens = _empty_past(decoder), np.array([[start]], dtype=np.int64), False, []
     for _ in range(NEW_TOKENS):
+        feeds = {"input_ids": ids, **context, **past, "use_cache_branch": np.array([use_cache])}
+        outputs = _run(decoder, feeds)
         token = int(outputs["logits"][0, -1].argmax())
         tokens.append(token)
         if token == eos:
             break
-        feeds = {"input_ids": np.array([[token]], dtype=np.int64), **context, **cross, **_as_past(outputs)}
-        outputs = _run(later, feeds)
+        past, ids, use_cache = _as_past(outputs), np.array([[token]], dtype=np.int64), True
     return tokens
 
 

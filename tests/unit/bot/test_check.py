@@ -26,7 +26,7 @@ def test_passing_output_maps_to_repo_paths(tmp_path: Path) -> None:
 
 def test_failed_validation_is_reported_with_the_numbers(tmp_path: Path) -> None:
     write_output(tmp_path, status="failed")
-    with pytest.raises(ExportMismatchError, match=r"onnx batch=3 logits: max_abs_diff 0.5 > atol 0"):
+    with pytest.raises(ExportMismatchError, match=r"onnx batch_size=3 logits: max_abs_diff 0.5 > atol 0"):
         check(tmp_path)
 
 

@@ -51,6 +51,12 @@ def test_repo_config_defaults_when_absent() -> None:
     )
 
 
+def test_the_report_names_the_repo_and_commit_not_the_sandbox_path() -> None:
+    args = exporter_args(RepoConfig(), None, "alice/tiny", "0" * 40)
+    assert args[args.index("--source-repo") + 1] == "alice/tiny"
+    assert args[args.index("--source-revision") + 1] == "0" * 40
+
+
 def test_repo_config_values_reach_the_exporter() -> None:
     config = parse_repo_config(b"tasks: [feature-extraction]\nopset: 17\natol: 0.001\nformats: [onnx]\n")
     args = exporter_args(config, config.task_list()[0])

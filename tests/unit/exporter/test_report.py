@@ -19,7 +19,7 @@ from exporter.validation import compare_outputs
 def _report(tmp_path: Path, atol: float) -> Report:
     reference = {"logits": np.array([[0.5, -1.0], [2.0, 0.25]], dtype=np.float32)}
     perturbed = {"logits": reference["logits"] + np.float32(1e-3)}
-    shape = {"batch": 2, "sequence": 8}
+    shape = {"batch_size": 2, "sequence_length": 8}
     check = compare_outputs(reference, perturbed, atol, shape)
     (tmp_path / "model.onnx").write_bytes(b"onnx bytes")
     return Report(
@@ -49,19 +49,19 @@ def test_differences_are_measured(tmp_path: Path) -> None:
 def test_outside_tolerance_fails(tmp_path: Path) -> None:
     report = _report(tmp_path, atol=1e-4)
     assert report.status == "failed"
-    assert report.failures() == ["onnx batch=2,sequence=8 logits: max_abs_diff 0.001 > atol 0.0001"]
+    assert report.failures() == ["onnx batch_size=2,sequence_length=8 logits: max_abs_diff 0.001 > atol 0.0001"]
 
 
 def test_shape_and_name_mismatch_fail() -> None:
     reference = {"logits": np.zeros((2, 3)), "pooler_output": np.zeros((2, 4))}
-    check = compare_outputs(reference, {"logits": np.zeros((2, 2))}, 1.0, {"batch": 2})
+    check = compare_outputs(reference, {"logits": np.zeros((2, 2))}, 1.0, {"batch_size": 2})
     assert not check.passed
     assert check.error and "missing ['pooler_output']" in check.error
     assert check.outputs[0].shape == [2, 2] and check.outputs[0].reference_shape == [2, 3]
 
 
 def test_nan_in_export_fails() -> None:
-    check = compare_outputs({"x": np.ones(3)}, {"x": np.array([1.0, np.nan, 1.0])}, 1.0, {"batch": 1})
+    check = compare_outputs({"x": np.ones(3)}, {"x": np.array([1.0, np.nan, 1.0])}, 1.0, {"batch_size": 1})
     assert not check.passed
 
 
@@ -76,7 +76,7 @@ def test_json_and_markdown(tmp_path: Path) -> None:
     }  # fmt: skip
     assert data["files"] == [{"path": "model.onnx", "bytes": 10, "sha256": hashlib.sha256(b"onnx bytes").hexdigest()}]
     markdown = (tmp_path / "report.md").read_text()
-    assert "| onnx | batch=2,sequence=8 | `logits` |" in markdown
+    assert "| onnx | batch_size=2,sequence_length=8 | `logits` |" in markdown
     assert hashlib.sha256(b"onnx bytes").hexdigest() in markdown
 
 
@@ -103,7 +103,9 @@ def test_components_are_entries_of_their_own(tmp_path: Path) -> None:
         ("onnx", "decoder_model", "decoder_model.onnx", False),
     ]
     assert data["status"] == "failed"
-    assert report.failures() == ["onnx decoder_model batch=2,sequence=8 logits: max_abs_diff 1 > atol 0.0001"]
+    assert report.failures() == [
+        "onnx decoder_model batch_size=2,sequence_length=8 logits: max_abs_diff 1 > atol 0.0001"
+    ]
     assert "| onnx decoder_model |" in report.to_markdown()
     assert FormatResult(format="onnx", file="model.onnx", checks=[check]).label == "onnx"
 

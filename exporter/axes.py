@@ -1,0 +1,71 @@
+"""Name the dynamic dimensions of a saved ONNX graph the way its clients read them.
+
+``torch.export`` writes its own symbols (``s20``, ``s57 + s70``) into the graph's input and output
+shapes. Clients build tensors from those names: transformers.js 4 makes the empty first-step cache
+from the inputs' shapes and resolves only ``batch_size`` (every other name becomes 0), and Optimum
+and the ONNX Runtime docs list axes as ``batch_size``, ``sequence_length``,
+``past_sequence_length + sequence_length`` …
+
+This pass runs after the export, whatever exporter wrote the file: each input's symbolic
+dimensions get the component's axis names (:mod:`exporter.dummy_inputs`); each output's symbol, or
+sum of symbols, is rewritten through the same symbol → name table, past lengths first
+(``s1 + s70`` → ``past_sequence_length + sequence_length``). A symbolic output dimension that no
+input explains keeps its symbol, except dimension 0, which is the batch in every graph exported here.
+Fixed dimensions stay numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from exporter.dummy_inputs import BATCH
+
+AxisNames = Mapping[str, Mapping[int, str]]
+
+
+def name_axes(path: Path, dynamic_axes: AxisNames) -> None:
+    """Rewrite the dimension names of the graph at ``path`` in place (its external weights are left as they are)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    name_graph_axes(model.graph, dynamic_axes)
+    onnx.save(model, str(path))
+
+
+def name_graph_axes(graph: Any, dynamic_axes: AxisNames) -> dict[str, str]:
+    """Name ``graph``'s input and output dimensions in place; returns the symbol → name table used."""
+    symbols: dict[str, str] = {}
+    for value in graph.input:
+        axes = dynamic_axes.get(value.name, {})
+        for position, dim in enumerate(_dims(value)):
+            if position in axes and dim.dim_param:
+                symbols.setdefault(dim.dim_param, axes[position])
+                dim.dim_param = axes[position]
+    for value in graph.output:
+        for position, dim in enumerate(_dims(value)):
+            if dim.dim_param:
+                dim.dim_param = output_axis(dim.dim_param, symbols, position)
+    return symbols
+
+
+def output_axis(expression: str, symbols: Mapping[str, str], position: int) -> str:
+    """The name of an output dimension written as ``expression`` (a symbol or a sum of them)."""
+    terms = [term.strip() for term in expression.split("+")]
+    if all(term in symbols for term in terms):
+        names = [symbols[term] for term in terms]
+        return " + ".join(sorted(names, key=lambda name: (not name.startswith("past_"), name)))
+    if expression in symbols.values():
+        return expression
+    return BATCH if position == 0 else expression
+
+
+def graph_axes(graph: Any) -> dict[str, list[str | int]]:
+    """Every input's and output's dimensions, names or sizes (``{"logits": ["batch_size", …, 128]}``)."""
+    values: Iterable[Any] = [*graph.input, *graph.output]
+    return {value.name: [dim.dim_param or dim.dim_value for dim in _dims(value)] for value in values}
+
+
+def _dims(value: Any) -> list[Any]:
+    return list(value.type.tensor_type.shape.dim)

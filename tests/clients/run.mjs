@@ -1,0 +1,41 @@
+// Load an exported model folder with transformers.js and print what it computes, as JSON on stdout.
+//
+//   node run.mjs <tjs3|tjs4> <folder> <task> [new_tokens]
+//
+// <folder> is laid out as the bot's pull request leaves a repository: config.json, the tokenizer
+// files and onnx/ (model.onnx, or encoder_model.onnx + decoder_model_merged.onnx). Tasks:
+//   text-generation       greedy decoding of a causal LM: {"input_ids": [...], "tokens": [...]}
+//   text2text-generation  greedy decoding of a seq2seq LM: the same
+//   text-classification   {"input_ids": [...], "logits": [...], "label": "...", "score": ...}
+// Nothing is fetched: remote models are off and the folder is read as a local model.
+import path from "node:path";
+
+const [library, folder, task, newTokens = "8"] = process.argv.slice(2);
+const PROMPT = "the model reads a tiny random text";
+const tjs = await import(library);
+const { env, AutoTokenizer, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, pipeline } = tjs;
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
+env.localModelPath = path.dirname(path.resolve(folder));
+const id = path.basename(path.resolve(folder));
+const options = { dtype: "fp32", device: "cpu", local_files_only: true };
+
+const tokenizer = await AutoTokenizer.from_pretrained(id, { local_files_only: true });
+const inputs = await tokenizer(PROMPT);
+const inputIds = Array.from(inputs.input_ids.data, Number);
+let result;
+if (task === "text-generation" || task === "text2text-generation") {
+  const auto = task === "text-generation" ? AutoModelForCausalLM : AutoModelForSeq2SeqLM;
+  const model = await auto.from_pretrained(id, options);
+  const output = await model.generate({ ...inputs, max_new_tokens: Number(newTokens), do_sample: false, num_beams: 1 });
+  result = { input_ids: inputIds, tokens: Array.from(output.data, Number) };
+} else if (task === "text-classification") {
+  const model = await AutoModelForSequenceClassification.from_pretrained(id, options);
+  const { logits } = await model(inputs);
+  const classify = await pipeline("text-classification", id, options);
+  const [best] = await classify(PROMPT);
+  result = { input_ids: inputIds, logits: Array.from(logits.data, Number), label: best.label, score: best.score };
+} else {
+  throw new Error(`unknown task ${task}`);
+}
+process.stdout.write(JSON.stringify(result) + "\n");
