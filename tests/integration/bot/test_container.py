@@ -87,10 +87,14 @@ def test_probe_inside_the_container_every_limit_holds(
     assert stat.S_IMODE((tmp_path / "output").stat().st_mode) == 0o700
 
 
-def test_memory_limit_in_the_container(tmp_path: Path, runner: ContainerRunner) -> None:
+def test_memory_limit_in_the_container(
+    tmp_path: Path, runner: ContainerRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     code = "x = bytearray(768 << 20); print('allocated')"
     result = runner.run(request(tmp_path, "-c", code, memory=256 << 20))
     assert result.returncode != 0 and "allocated" not in result.stdout
+    assert not (tmp_path / "oom").exists()  # the engine's OOM marker stays out of the bot's folder
     control = runner.run(request(tmp_path / "c", "-c", "x = bytearray(64 << 20); print('allocated')", memory=256 << 20))
     assert control.returncode == 0 and control.stdout.strip() == "allocated", control.stderr
 
