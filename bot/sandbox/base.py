@@ -146,6 +146,7 @@ def run_command(
     env: dict[str, str] | None = None,
     on_timeout: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
+    cwd: Path | None = None,
 ) -> SandboxResult:
     """Run in a new session with ``env`` (default: empty); on timeout kill the whole process group."""
     start = time.monotonic()
@@ -158,6 +159,7 @@ def run_command(
             env=env or {},
             start_new_session=True,
             pass_fds=pass_fds,
+            cwd=cwd,
         )
         timed_out = False
         try:

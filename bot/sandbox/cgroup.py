@@ -2,8 +2,8 @@
 
 Needed when the bot runs as root: inside bubblewrap's user namespace the export still has the host
 uid 0, which ``RLIMIT_NPROC`` never limits. The group is made under the bot's own cgroup, in the
-``pids`` and ``memory`` hierarchies of cgroup v1 or in the unified v2 tree when those controllers are
-delegated to it. Where the bot may not create one (not root, no delegation), :meth:`RunCgroup.create`
+``pids`` and ``memory`` hierarchies of cgroup v1, or in the unified v2 tree when those controllers
+are already enabled in the bot's group's ``cgroup.subtree_control``. Where the bot may not create one (not root, no delegation), :meth:`RunCgroup.create`
 returns ``None``: the limits then come from ``RLIMIT_NPROC`` and the unit's ``TasksMax=``/``MemoryMax=``
 (docs/sandbox.md).
 """

@@ -20,6 +20,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,13 +79,20 @@ class ContainerRunner:
         owner = os.geteuid() == 0
         if owner:
             hand_over(request.snapshot_dir, request.output_dir)
+        # The client runs in a scratch folder: Podman's conmon drops an "oom" file in its working directory.
+        scratch = tempfile.TemporaryDirectory(prefix="export-bot-engine-")
         try:
             result = run_command(
-                command, request.timeout, env=_engine_env(), on_timeout=lambda: self._remove(container)
+                command,
+                request.timeout,
+                env=_engine_env(),
+                on_timeout=lambda: self._remove(container),
+                cwd=Path(scratch.name),
             )
             if result.returncode < 0:  # the client was killed (a cancelled job): the container may live on
                 self._remove(container)
         finally:
+            scratch.cleanup()
             if owner:
                 take_back(request.output_dir)
         return result

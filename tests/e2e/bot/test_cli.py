@@ -85,15 +85,15 @@ def test_worker_process_runs_jobs_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
 
 
-@pytest.mark.parametrize("command", [["worker"], ["serve", "--port", "9"]])
 @pytest.mark.parametrize(
-    ("cli_setting", "expected"),
+    ("command", "cli_setting", "expected"),
     [
         (
+            ["worker"],
             "no-such-engine --flag",
             "error: container engine 'no-such-engine --flag' not found: install it or choose another sandbox",
         ),
-        ("false", "error: sandbox 'container' cannot run a command here: exit status 1"),
+        (["serve", "--port", "9"], "false", "error: sandbox 'container' cannot run a command here: exit status 1"),
     ],
 )
 def test_start_fails_in_one_line_when_the_sandbox_cannot_run(

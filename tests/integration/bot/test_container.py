@@ -6,6 +6,7 @@ kill the container, and a real export of a tiny checkpoint checked like the bot 
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 import subprocess
@@ -21,7 +22,7 @@ from bot.pipeline.repo_config import RepoConfig
 from bot.pipeline.sandboxed_export import ExportLimits, export_in_sandbox
 from bot.sandbox import OUTPUT, ContainerRunner, SandboxRequest, preflight
 from tests.conftest import PODMAN_CLI, TEST_IMAGE
-from tests.support.hostile import Listener
+from tests.support.hostile import ATTACK, Listener
 from tests.support.probes import probe_args, read_probe
 
 pytestmark = pytest.mark.podman
@@ -86,10 +87,14 @@ def test_probe_inside_the_container_every_limit_holds(
     assert stat.S_IMODE((tmp_path / "output").stat().st_mode) == 0o700
 
 
-def test_memory_limit_in_the_container(tmp_path: Path, runner: ContainerRunner) -> None:
+def test_memory_limit_in_the_container(
+    tmp_path: Path, runner: ContainerRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     code = "x = bytearray(768 << 20); print('allocated')"
     result = runner.run(request(tmp_path, "-c", code, memory=256 << 20))
     assert result.returncode != 0 and "allocated" not in result.stdout
+    assert not (tmp_path / "oom").exists()  # the engine's OOM marker stays out of the bot's folder
     control = runner.run(request(tmp_path / "c", "-c", "x = bytearray(64 << 20); print('allocated')", memory=256 << 20))
     assert control.returncode == 0 and control.stdout.strip() == "allocated", control.stderr
 
@@ -128,3 +133,23 @@ def test_real_export_in_the_container(
     checked = check_output(output, formats=["onnx", "torchscript"], prefix="", max_bytes=1 << 30)
     assert any(path.endswith("model.onnx") for path in checked.files)
     assert (output / "report.json").is_file()
+
+
+def test_hostile_script_gets_nothing_in_the_container(
+    tmp_path: Path, runner: ContainerRunner, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bwrap tests' attack (tests/support/hostile.py): token from env and file, network, writes outside."""
+    token = "hf_SECRET_token_never_in_sandbox"
+    token_file = tmp_path / "home" / ".cache" / "huggingface" / "token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(token)
+    monkeypatch.setenv("HF_TOKEN", token)
+    outside = tmp_path / "outside.txt"
+    req = request(tmp_path / "job", "-c", ATTACK, OUTPUT, str(listener.port), str(token_file), str(outside))
+    result = runner.run(req)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((req.output_dir / "observed.json").read_text())
+    assert seen["env_token"] is None and "file_token" not in seen and seen["file_token_error"] == "FileNotFoundError"
+    assert seen["connected"] is False and seen["wrote_outside"] is False and seen.get("home_tokens") == []
+    assert listener.connections == 0 and not outside.exists()
+    assert token not in (req.output_dir / "observed.json").read_text() + result.stdout + result.stderr

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import OUTPUT, SNAPSHOT, BwrapRunner, ContainerRunner, ProcessRunner, SandboxRequest, make_runner
+from bot.sandbox import (
+    OUTPUT,
+    SNAPSHOT,
+    BwrapRunner,
+    ContainerRunner,
+    ProcessRunner,
+    SandboxRequest,
+    make_runner,
+    preflight,
+)
+from bot.sandbox.seccomp import DENIED_SYSCALLS, compiled_filter
 from tests.support.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
 from tests.support.probes import probe_args, read_probe
 
@@ -221,3 +231,22 @@ def test_probe_control_process_backend_forks_freely(tmp_path: Path, listener: Li
     seen = read_probe(tmp_path / "output")
     assert seen["forked"] == 40 and seen["fork_error"] is None and seen["connected"] is True
     assert seen["ptrace_traceme"] == "ok"
+
+
+def _export_cgroups() -> list[Path]:
+    return [p for p in Path("/sys/fs/cgroup").glob("**/export-bot-*") if p.is_dir()]
+
+
+@pytest.mark.bwrap
+def test_bwrap_preflight_and_no_cgroup_left_behind(tmp_path: Path) -> None:
+    before = _export_cgroups()
+    preflight(BwrapRunner())
+    assert _export_cgroups() == before
+    with pytest.raises(FileNotFoundError, match="bwrap not found"):
+        preflight(BwrapRunner(bwrap="no-such-bwrap"))
+
+
+def test_seccomp_filter_compiles_to_bpf() -> None:
+    """libseccomp is on every machine with bubblewrap or podman from Debian: the filter must compile."""
+    program = compiled_filter()
+    assert program is not None and len(program) % 8 == 0 and len(program) > 8 * len(DENIED_SYSCALLS) // 2
