@@ -37,6 +37,7 @@ class ActionConfig:
     task: str | None = None
     opset: int | None = None
     atol: float | None = None
+    rtol: float | None = None
     formats: tuple[str, ...] = FORMATS
     output_dir: Path
     open_pr: bool = True
@@ -116,6 +117,7 @@ class ActionConfig:
             task=get("INPUT_TASK"),
             opset=parse_opset(get("INPUT_OPSET")),
             atol=parse_atol(get("INPUT_ATOL")),
+            rtol=parse_tolerance("rtol", get("INPUT_RTOL")),
             formats=formats,
             output_dir=output_dir,
             open_pr=open_pr,
@@ -168,15 +170,20 @@ def parse_opset(value: str | None) -> int | None:
 
 
 def parse_atol(value: str | None) -> float | None:
+    return parse_tolerance("atol", value)
+
+
+def parse_tolerance(name: str, value: str | None) -> float | None:
+    """``atol`` or ``rtol``: a finite number >= 0, ``None`` when empty (the per-task default)."""
     if value is None:
         return None
     try:
-        atol = float(value)
+        tolerance = float(value)
     except ValueError:
-        raise InputError(f"input 'atol': {value!r} is not a number (e.g. 1e-4)") from None
-    if not math.isfinite(atol) or atol < 0:
-        raise InputError(f"input 'atol': {value!r} must be a finite number >= 0")
-    return atol
+        raise InputError(f"input '{name}': {value!r} is not a number (e.g. 1e-4)") from None
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise InputError(f"input '{name}': {value!r} must be a finite number >= 0")
+    return tolerance
 
 
 def parse_formats(value: str | None) -> tuple[str, ...]:

@@ -55,6 +55,7 @@ def exporter_command(config: ActionConfig) -> list[str]:
         "--task": config.task,
         "--opset": config.opset,
         "--atol": config.atol,
+        "--rtol": config.rtol,
     }
     for option, value in optional.items():
         if value is not None:

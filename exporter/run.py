@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from exporter import dummy_inputs
+from exporter.agreement import build_and_check
 from exporter.components import Component, build_components
 from exporter.errors import ForwardFailedError, UnsupportedTaskError, ValidationFailedError, first_line
 from exporter.files import COMPONENTS, REPORT_FILES, export_file_names
@@ -26,7 +27,7 @@ from exporter.formats import FORMATS, ExportContext
 from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
-from exporter.report import FileEntry, Report
+from exporter.report import FileEntry, Report, VariantResult
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
@@ -48,7 +49,10 @@ class ExportRequest:
     task: str = AUTO
     opset: int = DEFAULT_OPSET
     atol: float | None = None
+    rtol: float | None = None
     formats: tuple[str, ...] = ("onnx", "torchscript")
+    #: ONNX dtype variants (:mod:`exporter.variants`); ``fp32`` is the export itself.
+    dtypes: tuple[str, ...] = ("fp32",)
     trust_remote_code: bool = False
     token: str | None = field(default=None, repr=False)
     export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy_inputs.EXPORT_SHAPE))
@@ -83,8 +87,14 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
             for component, context in parts:
                 written += FORMATS[name].export(component.module, context)
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
+    rtol = request.rtol if request.rtol is not None else loaded.spec.rtol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
-        results = validate(parts, request.formats, request.validation_shapes, atol)
+        results = validate(parts, request.formats, request.validation_shapes, atol, rtol)
+    variants: list[VariantResult] = []
+    if "onnx" in request.formats and set(request.dtypes) - {"fp32"} and all(r.passed for r in results):
+        with _timed(timings, "variants", progress, f"Building and checking {', '.join(request.dtypes[1:])}"):
+            variants, built = build_and_check(parts, request.dtypes, request.validation_shapes)
+        written += built
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
         model=loaded.checkpoint.source,
@@ -96,6 +106,7 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         export_shape=dummy_inputs.restrict_shape(request.export_shape, axes),
         shapes=[dummy_inputs.restrict_shape(shape, axes) for shape in request.validation_shapes],
         formats=results,
+        variants=variants,
         files=[FileEntry.of(request.output_dir, path) for path in written],
         versions=versions(request.opset),
         timings=timings,

@@ -6,6 +6,7 @@ Example::
     tasks: [sequence-classification]   # default: the exporter picks the task
     opset: 18
     atol: 1.0e-4
+    rtol: 1.0e-4             # per element: |onnx - torch| <= atol + rtol * |torch|
     formats: [onnx, torchscript]
     notify_failures: true    # false: no discussion when an export fails
 
@@ -36,6 +37,7 @@ class RepoConfig(BaseModel):
     tasks: list[str] | None = Field(default=None, min_length=1, max_length=8)
     opset: int | None = Field(default=None, ge=14, le=23)  # the exporter's range
     atol: float | None = Field(default=None, ge=0, le=1)
+    rtol: float | None = Field(default=None, ge=0, le=1)
     formats: list[Format] = Field(default_factory=lambda: list(_ALL_FORMATS), min_length=1)
     notify_failures: bool = True
 

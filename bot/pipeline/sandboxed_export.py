@@ -45,6 +45,8 @@ def exporter_args(config: RepoConfig, task: str | None) -> tuple[str, ...]:
         args += ["--opset", str(config.opset)]
     if config.atol is not None:
         args += ["--atol", repr(config.atol)]
+    if config.rtol is not None:
+        args += ["--rtol", repr(config.rtol)]
     return (*args, OUTPUT)
 
 

@@ -52,10 +52,11 @@ def test_repo_config_defaults_when_absent() -> None:
 
 
 def test_repo_config_values_reach_the_exporter() -> None:
-    config = parse_repo_config(b"tasks: [feature-extraction]\nopset: 17\natol: 0.001\nformats: [onnx]\n")
+    config = parse_repo_config(b"tasks: [feature-extraction]\nopset: 17\natol: 0.001\nrtol: 0.01\nformats: [onnx]\n")
     args = exporter_args(config, config.task_list()[0])
     assert args[args.index("--task") + 1] == "feature-extraction"
     assert args[args.index("--opset") + 1] == "17" and args[args.index("--atol") + 1] == "0.001"
+    assert args[args.index("--rtol") + 1] == "0.01"
     assert args[args.index("--formats") + 1] == "onnx"
 
 
@@ -65,6 +66,7 @@ def test_repo_config_values_reach_the_exporter() -> None:
         ("enabled: maybe\n", "enabled"),
         ("formats: [tflite]\n", "formats"),
         ("atol: -1\n", "atol"),
+        ("rtol: 2\n", "rtol"),
         ("tasks: ['; rm -rf /']\n", "tasks"),
         ("surprise: 1\n", "surprise"),
         ("tasks: [a\n", "not valid YAML"),

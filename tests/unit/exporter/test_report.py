@@ -138,3 +138,15 @@ def test_report_reader_refuses_non_json() -> None:
         Report.from_json(b"\xff{")
     with pytest.raises(ReportError, match="not a JSON object"):
         Report.from_json("[]")
+
+
+def test_rtol_scales_with_each_reference_element() -> None:
+    reference = {"logits": np.array([300.0, 0.5], dtype=np.float32)}
+    shape = {"batch": 1}
+    large_off = {"logits": np.array([300.001, 0.5], dtype=np.float32)}  # 3e-6 of 300: rounding
+    small_off = {"logits": np.array([300.0, 0.501], dtype=np.float32)}  # 2e-3 of 0.5: an error
+    assert not compare_outputs(reference, large_off, 1e-4, shape).passed
+    assert compare_outputs(reference, large_off, 1e-4, shape, rtol=1e-5).passed
+    failing = compare_outputs(reference, small_off, 1e-4, shape, rtol=1e-5)
+    assert not failing.passed
+    assert (failing.outputs[0].atol, failing.outputs[0].rtol) == (1e-4, 1e-5)
