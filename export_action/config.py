@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export_action.errors import InputError
+from exporter import variants
+from exporter.errors import UsageError
 from exporter.loading import looks_like_repo_id
 
 #: Files above this go through Git LFS. GitHub's blob API refuses requests from about 25 MB (base64
@@ -39,6 +41,7 @@ class ActionConfig:
     atol: float | None = None
     rtol: float | None = None
     formats: tuple[str, ...] = FORMATS
+    dtypes: tuple[str, ...] = ("fp32",)
     output_dir: Path
     open_pr: bool = True
     pr_branch: str
@@ -119,6 +122,7 @@ class ActionConfig:
             atol=parse_atol(get("INPUT_ATOL")),
             rtol=parse_tolerance("rtol", get("INPUT_RTOL")),
             formats=formats,
+            dtypes=parse_dtypes(get("INPUT_DTYPES")),
             output_dir=output_dir,
             open_pr=open_pr,
             pr_branch=parse_branch(get("INPUT_PR_BRANCH") or f"exporter/{slug}"),
@@ -194,6 +198,18 @@ def parse_formats(value: str | None) -> tuple[str, ...]:
     if unknown or not names:
         raise InputError(f"input 'formats': {value!r} must be a comma-separated subset of {', '.join(FORMATS)}")
     return tuple(dict.fromkeys(names))
+
+
+def parse_dtypes(value: str | None) -> tuple[str, ...]:
+    """``fp32,q8`` → ``("fp32", "q8")``; empty: fp32 alone. fp32 is always built (the others derive from it)."""
+    if value is None:
+        return ("fp32",)
+    try:
+        return variants.parse_dtypes(value.replace("\n", ","))
+    except UsageError:
+        raise InputError(
+            f"input 'dtypes': {value!r} must be a comma-separated subset of {', '.join(variants.DTYPES)}"
+        ) from None
 
 
 def parse_branch(value: str) -> str:

@@ -47,6 +47,8 @@ def exporter_args(config: RepoConfig, task: str | None) -> tuple[str, ...]:
         args += ["--atol", repr(config.atol)]
     if config.rtol is not None:
         args += ["--rtol", repr(config.rtol)]
+    if "onnx" in config.formats:
+        args += ["--dtypes", ",".join(config.dtypes)]
     return (*args, OUTPUT)
 
 

@@ -47,6 +47,8 @@ def test_repo_config_defaults_when_absent() -> None:
         "--formats",
         "onnx,torchscript",
         "--quiet",
+        "--dtypes",
+        "fp32,q8",
         OUTPUT,
     )
 
@@ -57,7 +59,15 @@ def test_repo_config_values_reach_the_exporter() -> None:
     assert args[args.index("--task") + 1] == "feature-extraction"
     assert args[args.index("--opset") + 1] == "17" and args[args.index("--atol") + 1] == "0.001"
     assert args[args.index("--rtol") + 1] == "0.01"
+    assert args[args.index("--dtypes") + 1] == "fp32,q8"  # the bot's default set
     assert args[args.index("--formats") + 1] == "onnx"
+
+
+def test_repo_config_dtypes() -> None:
+    config = parse_repo_config(b"dtypes: [q4, fp16]\n")
+    args = exporter_args(config, None)
+    assert args[args.index("--dtypes") + 1] == "q4,fp16"
+    assert "--dtypes" not in exporter_args(parse_repo_config(b"formats: [torchscript]\n"), None)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +77,7 @@ def test_repo_config_values_reach_the_exporter() -> None:
         ("formats: [tflite]\n", "formats"),
         ("atol: -1\n", "atol"),
         ("rtol: 2\n", "rtol"),
+        ("dtypes: [int3]\n", "dtypes"),
         ("tasks: ['; rm -rf /']\n", "tasks"),
         ("surprise: 1\n", "surprise"),
         ("tasks: [a\n", "not valid YAML"),
