@@ -17,6 +17,9 @@
             "outputs": [{"name": "logits", "shape": [2, 2], "reference_shape": [2, 2],
                          "max_abs_diff": 1e-7, "max_rel_diff": 3e-7, "atol": 1e-4, "rtol": 1e-5,
                          "passed": true}]}]}],
+      "variants": [
+        {"dtype": "q8", "component": "model", "file": "model_quantized.onnx", "criterion": "...",
+         "figures": {"cosine": 0.9998, "top1_agreement": 1.0}, "passed": true, "error": null}],
       "files": [{"path": "model.onnx", "bytes": 123, "sha256": "..."}],
       "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
       "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...}
@@ -27,7 +30,10 @@ component, ``model``; a seq2seq ``-with-past`` export has three, ``encoder_model
 ``decoder_model`` and ``decoder_with_past_model``, each its own file (``file``) with its own checks.
 A shape names every dynamic axis the component has: ``batch`` and ``sequence``, plus
 ``decoder_sequence`` (decoder tokens) and ``past_sequence`` (tokens in the cache) where it has them;
-the top-level ``shapes`` are the union over the components. (``component`` was added in schema 1
+the top-level ``shapes`` are the union over the components. An output passes when every element is
+within ``atol + rtol·|reference|``. ``variants`` (``--dtypes``; added in schema 1 with an empty
+default) judges each fp16/q8/q4 file with its own criterion (:mod:`exporter.agreement`); a failing
+one fails the report. (``component`` was added in schema 1
 without a version bump: readers that ignore it see one entry per file, as before.)
 """
 
