@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from exporter import dummy_inputs
+from exporter.agreement import build_and_check
 from exporter.axes import name_axes
 from exporter.components import Component, build_components
 from exporter.errors import (
@@ -35,7 +36,7 @@ from exporter.formats.torchscript import trace
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
 from exporter.merge import MERGED_FROM, merge_decoders
-from exporter.report import FileEntry, FormatResult, Report
+from exporter.report import FileEntry, FormatResult, Report, VariantResult
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
@@ -60,7 +61,10 @@ class ExportRequest:
     task: str = AUTO
     opset: int = DEFAULT_OPSET
     atol: float | None = None
+    rtol: float | None = None
     formats: tuple[str, ...] = ("onnx", "torchscript")
+    #: ONNX dtype variants (:mod:`exporter.variants`); ``fp32`` is the export itself.
+    dtypes: tuple[str, ...] = ("fp32",)
     trust_remote_code: bool = False
     token: str | None = field(default=None, repr=False)
     export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy_inputs.EXPORT_SHAPE))
@@ -101,12 +105,18 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
                 merge_split_decoders(parts, files)
     del traces
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
+    rtol = request.rtol if request.rtol is not None else loaded.spec.rtol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
-        results = validate(parts, request.formats, request.validation_shapes, atol)
+        results = validate(parts, request.formats, request.validation_shapes, atol, rtol)
     results = [result.model_copy(update={"method": methods[result.format, result.component]}) for result in results]
     if "onnx" in request.formats:
-        results = retry_onnx(parts, results, files, request.validation_shapes, atol, timings)
+        results = retry_onnx(parts, results, files, request.validation_shapes, atol, rtol, timings)
     written = [path for paths in files.values() for path in paths]
+    variants: list[VariantResult] = []
+    if "onnx" in request.formats and set(request.dtypes) - {"fp32"} and all(r.passed for r in results):
+        with _timed(timings, "variants", progress, f"Building and checking {', '.join(request.dtypes[1:])}"):
+            variants, built = build_and_check(parts, request.dtypes, request.validation_shapes)
+        written += built
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
         model=request.source_repo or loaded.checkpoint.source,
@@ -118,6 +128,7 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         export_shape=dummy_inputs.restrict_shape(request.export_shape, axes),
         shapes=[dummy_inputs.restrict_shape(shape, axes) for shape in request.validation_shapes],
         formats=results,
+        variants=variants,
         files=[FileEntry.of(request.output_dir, path) for path in written],
         versions=versions(request.opset),
         timings=timings,
@@ -184,6 +195,7 @@ def retry_onnx(
     files: dict[tuple[str, str], list[Path]],
     shapes: tuple[Mapping[str, int], ...],
     atol: float,
+    rtol: float,
     timings: dict[str, dict[str, float]],
 ) -> list[FormatResult]:
     """Re-export ONNX files that did not validate by the next method, and validate them again.
@@ -213,7 +225,7 @@ def retry_onnx(
         except ExportFailedError:
             return results
         merge_split_decoders(again_parts, files)
-        retried = validate(again_parts, ("onnx",), shapes, atol)
+        retried = validate(again_parts, ("onnx",), shapes, atol, rtol)
     fresh = {result.component: result.model_copy(update={"method": methods[result.component]}) for result in retried}
     return [fresh.get(r.component, r) if r.format == "onnx" else r for r in results]
 

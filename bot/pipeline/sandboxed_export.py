@@ -56,6 +56,10 @@ def exporter_args(
         args += ["--opset", str(config.opset)]
     if config.atol is not None:
         args += ["--atol", repr(config.atol)]
+    if config.rtol is not None:
+        args += ["--rtol", repr(config.rtol)]
+    if "onnx" in config.formats:
+        args += ["--dtypes", ",".join(config.dtypes)]
     return (*args, OUTPUT)
 
 

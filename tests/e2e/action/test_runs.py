@@ -207,7 +207,7 @@ def test_failed_validation_fails_the_step_without_a_pull_request(
     runner: Runner, workspace: Workspace, fake: FakeGitHub
 ) -> None:
     base = fake.create_repo(REPO, workspace.files())
-    result = workspace.run(runner, fake, base, {"atol": "0", "formats": "onnx"})
+    result = workspace.run(runner, fake, base, {"atol": "0", "rtol": "0", "formats": "onnx"})
     assert result.returncode == 1, result.log
     assert result.outputs == {
         "status": "failed",

@@ -70,7 +70,7 @@ def test_a_trace_that_does_not_generalise_falls_back_to_torch_export(tmp_path: P
     assert [check.passed for check in first.checks] == [True, False]  # the trace froze sequence=16
 
     written = {("onnx", "model"): files}
-    [result] = retry_onnx([(component, context)], [first], written, SHAPES, 1e-4, {})
+    [result] = retry_onnx([(component, context)], [first], written, SHAPES, 1e-4, 0.0, {})
 
     assert result.method == "transformers"
     assert result.passed and len(result.checks) == 2
@@ -95,7 +95,7 @@ def test_a_trace_that_generalises_is_kept_and_shared_with_torchscript(tmp_path: 
     assert (onnx_method, torchscript_method) == ("torchscript", "trace")
     assert traces.get(component, context) is traces.get(component, context)  # traced once
     assert all(result.passed for result in results)
-    [unchanged] = retry_onnx([(component, context)], results[:1], {}, SHAPES, 1e-5, {})
+    [unchanged] = retry_onnx([(component, context)], results[:1], {}, SHAPES, 1e-5, 0.0, {})
     assert unchanged is results[0]
 
 
