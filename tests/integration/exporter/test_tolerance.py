@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from exporter.components import build_components
-from exporter.formats import FORMATS
+from exporter.dummy_inputs import BATCH, DECODER_SEQUENCE, PAST_SEQUENCE, SEQUENCE
 from exporter.run import ExportRequest, component_context, load, run_export
 from exporter.sample import build_sample_checkpoint
 from exporter.tensors import flatten_outputs, flatten_tensors
-from exporter.validation import compare_outputs
+from exporter.validation import compare_outputs, load_runner
 
-SHAPE = {"batch": 2, "sequence": 9, "decoder_sequence": 3, "past_sequence": 4}
+SHAPE = {BATCH: 2, SEQUENCE: 9, DECODER_SEQUENCE: 3, PAST_SEQUENCE: 4}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_wrong_inputs_still_fail(t5_export: tuple[ExportRequest, Any], kind: str
         if wrong is None:
             continue
         context = component_context(loaded, component, request)
-        run = FORMATS["onnx"].load(context.path(".onnx"), context)
+        run = load_runner("onnx", component.name, context)
         atol, rtol = loaded.spec.atol_for(loaded.task), loaded.spec.rtol_for(loaded.task)
         assert compare_outputs(reference, run(feeds), atol, SHAPE, rtol).passed, component.name
         main = next(iter(reference))  # logits, or the encoder's hidden states
