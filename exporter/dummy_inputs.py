@@ -33,7 +33,18 @@ def complete_shape(shape: Shape) -> dict[str, int]:
     sequence = int(full.get("sequence", 16))
     full.setdefault("decoder_sequence", max(2, sequence // 3))
     full.setdefault("past_sequence", max(2, sequence // 2 - 1))
+    full.setdefault("num_choices", max(2, int(full.get("batch", 2))))
     return full
+
+
+def with_choices(tensors: Mapping[str, torch.Tensor], num_choices: int) -> dict[str, torch.Tensor]:
+    """Text tensors ``(batch × num_choices, …)`` regrouped as ``(batch, num_choices, …)`` (multiple choice)."""
+    return {name: t.reshape(-1, num_choices, *t.shape[1:]) for name, t in tensors.items()}
+
+
+def choices_axes(axes: Mapping[int, str]) -> dict[int, str]:
+    """A text input's dynamic axes once a ``num_choices`` axis follows the batch."""
+    return {0: "batch", 1: "num_choices", **{position + 1: axis for position, axis in axes.items() if position}}
 
 
 def restrict_shape(shape: Shape, axes: Iterable[str]) -> dict[str, int]:

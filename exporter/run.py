@@ -28,7 +28,7 @@ from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
 from exporter.report import FileEntry, Report
 from exporter.specs import ModelSpec, get_spec
-from exporter.support import supported_tasks
+from exporter.support import check_exportable, supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
 from exporter.tensors import flatten_outputs
 from exporter.validation import validate
@@ -112,6 +112,7 @@ def load(request: ExportRequest) -> Loaded:
     config = load_config(checkpoint.path, request.trust_remote_code)
     spec = get_spec(config.model_type)
     tasks = supported_tasks(spec)
+    check_exportable(spec, request.task)
     if request.task == AUTO:
         task = infer_task(spec.model_type, getattr(config, "architectures", None), tasks)
     else:

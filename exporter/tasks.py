@@ -22,6 +22,8 @@ class Task:
     modality: str = "any"
     #: A ``-with-past`` task: the graphs take the past key/values and return the present ones.
     with_past: bool = False
+    #: Text inputs get a ``num_choices`` axis: ``batch × num_choices × sequence`` (multiple choice).
+    choices: bool = False
 
     @property
     def base(self) -> str:
@@ -66,11 +68,25 @@ TASKS: dict[str, Task] = {
             "text",
         ),
         Task(
+            "multiple-choice",
+            "AutoModelForMultipleChoice",
+            "MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES",
+            "text",
+            choices=True,
+        ),
+        Task(
             "image-classification",
             "AutoModelForImageClassification",
             "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
             "vision",
         ),
+        Task(
+            "semantic-segmentation",
+            "AutoModelForSemanticSegmentation",
+            "MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES",
+            "vision",
+        ),
+        Task("object-detection", "AutoModelForObjectDetection", "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "vision"),
         Task("default-with-past", "AutoModel", "MODEL_MAPPING_NAMES", "text", with_past=True),
         Task(
             "causal-lm-with-past", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", with_past=True

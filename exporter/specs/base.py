@@ -74,6 +74,9 @@ class ModelSpec:
         family: ``decoder`` and ``encoder-decoder`` models also get the ``-with-past`` tasks; an
             ``encoder-decoder`` one is split into ``encoder_model`` / ``decoder_model`` /
             ``decoder_with_past_model`` graphs for ``seq2seq-lm-with-past`` and ``default-with-past``.
+        not_exportable: why no task of this type can be exported on the installed torch/transformers
+            (``exporter features`` and the support table show it; the CLI refuses with exit 4).
+        task_not_exportable: the same, per task.
         ids_end_with_eos: dummy token ids end with ``config.eos_token_id`` (BART-style classification
             heads pool the hidden state at the ``</s>`` token and need exactly one per row).
     """
@@ -93,6 +96,8 @@ class ModelSpec:
     sequence_headroom: int = 0
     family: Family = "encoder"
     ids_end_with_eos: bool = False
+    not_exportable: str | None = None
+    task_not_exportable: Mapping[str, str] = field(default_factory=dict)
 
     def inputs_for(self, task: str) -> tuple[InputSpec, ...]:
         task = task.removesuffix("-with-past")

@@ -14,6 +14,8 @@ from exporter.specs.base import DECODER_INPUTS, SEQ2SEQ_INPUTS, ModelSpec
 
 #: The seed list's causal LMs.
 SEED_DECODERS = ("gpt2", "gpt_neo", "gptj")
+#: Causal LMs of the old ``transformers.onnx`` list beyond the seed's: every head transformers has.
+OLD_DECODERS = ("bloom", "codegen")
 #: The seed list's seq2seq models.
 SEED_SEQ2SEQ = (
     "bart",
@@ -21,13 +23,34 @@ SEED_SEQ2SEQ = (
     "blenderbot",
     "blenderbot-small",
     "m2m_100",
+    "longt5",
     "marian",
     "mbart",
+    "mt5",
     "plbart",
     "t5",
 )
 #: Decoder LMs users ask for today: the language-model tasks (their classification heads are rarely exported).
-MODERN_DECODERS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "granite", "olmo2")
+MODERN_DECODERS = (
+    "falcon",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "gpt_neox",
+    "granite",
+    "llama",
+    "mistral",
+    "mixtral",
+    "olmo2",
+    "phi",
+    "phi3",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "qwen3_moe",
+    "smollm3",
+    "starcoder2",
+)
 _LM_TASKS = ("default", "causal-lm", "default-with-past", "causal-lm-with-past")
 
 
@@ -48,7 +71,7 @@ def _seq2seq(model_type: str, **fields: Any) -> ModelSpec:
 SPECS: list[ModelSpec] = [
     *(
         ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS)
-        for name in SEED_DECODERS
+        for name in (*SEED_DECODERS, *OLD_DECODERS)
         if name != "gpt_neo"
     ),
     # GPT-Neo slices its causal-mask buffer up to the key length (past + new tokens, at least 2 + 2):
