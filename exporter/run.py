@@ -122,6 +122,8 @@ def load(request: ExportRequest) -> Loaded:
     configure(config, spec, task)
     model_class = spec.model_class or get_task(task).auto()
     model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
+    if spec.prepare_model is not None:
+        spec.prepare_model(model)
     parameters = frozenset(inspect.signature(model.forward).parameters)
     return Loaded(checkpoint, spec, task, config, model, dummy_inputs.select_inputs(spec, task, parameters), parameters)
 

@@ -20,6 +20,7 @@ Modality = Literal["text", "vision"]
 #: ``encoder``: one stack; ``decoder``: a causal LM with a key/value cache; ``encoder-decoder``: seq2seq with one.
 Family = Literal["encoder", "decoder", "encoder-decoder"]
 DummyFactory = Callable[[Any, Mapping[str, int], torch.Generator], dict[str, torch.Tensor]]
+ModelHook = Callable[[torch.nn.Module], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +75,8 @@ class ModelSpec:
         family: ``decoder`` and ``encoder-decoder`` models also get the ``-with-past`` tasks; an
             ``encoder-decoder`` one is split into ``encoder_model`` / ``decoder_model`` /
             ``decoder_with_past_model`` graphs for ``seq2seq-lm-with-past`` and ``default-with-past``.
+        prepare_model: rewrites the loaded model in place before export, keeping its math exactly
+            (Bloom's GeLU is an ``autograd.Function`` TorchScript cannot trace: its forward function is).
         not_exportable: why no task of this type can be exported on the installed torch/transformers
             (``exporter features`` and the support table show it; the CLI refuses with exit 4).
         task_not_exportable: the same, per task.
@@ -96,6 +99,7 @@ class ModelSpec:
     sequence_headroom: int = 0
     family: Family = "encoder"
     ids_end_with_eos: bool = False
+    prepare_model: ModelHook | None = None
     not_exportable: str | None = None
     task_not_exportable: Mapping[str, str] = field(default_factory=dict)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from exporter.specs.base import DECODER_INPUTS, SEQ2SEQ_INPUTS, ModelSpec
 
 #: The seed list's causal LMs.
@@ -54,6 +56,16 @@ MODERN_DECODERS = (
 _LM_TASKS = ("default", "causal-lm", "default-with-past", "causal-lm-with-past")
 
 
+def _bloom_gelu_as_function(model: torch.nn.Module) -> None:
+    """Bloom's GeLU calls an ``autograd.Function`` (for its hand-written backward), which TorchScript
+    cannot trace; its forward is the plain function ``bloom_gelu_forward``: the same math, traceable."""
+    from transformers.models.bloom import modeling_bloom
+
+    for module in model.modules():
+        if isinstance(module, modeling_bloom.BloomGelu):
+            module.forward = modeling_bloom.bloom_gelu_forward  # type: ignore[method-assign]
+
+
 def _seq2seq(model_type: str, **fields: Any) -> ModelSpec:
     # The bare model and the LM head take decoder inputs; the other heads derive them from input_ids by
     # shifting them right, which takes a different path for sequences shorter than 3.
@@ -72,8 +84,9 @@ SPECS: list[ModelSpec] = [
     *(
         ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS)
         for name in (*SEED_DECODERS, *OLD_DECODERS)
-        if name != "gpt_neo"
+        if name not in ("gpt_neo", "bloom")
     ),
+    ModelSpec(model_type="bloom", family="decoder", inputs=DECODER_INPUTS, prepare_model=_bloom_gelu_as_function),
     # GPT-Neo slices its causal-mask buffer up to the key length (past + new tokens, at least 2 + 2):
     # its full length is another path.
     ModelSpec(model_type="gpt_neo", family="decoder", inputs=DECODER_INPUTS, sequence_headroom=2),
