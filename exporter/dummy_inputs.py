@@ -23,6 +23,9 @@ VALIDATION_SHAPES = (
     {"batch": 2, "sequence": 16, "decoder_sequence": 5, "past_sequence": 7},
     {"batch": 3, "sequence": 11, "decoder_sequence": 3, "past_sequence": 4},
 )
+#: Raw audio (``input_values``) gets this many samples per ``sequence`` step: enough for the
+#: feature encoder's convolutions at every validation shape.
+AUDIO_SAMPLES_PER_TOKEN = 80
 #: Axes whose size follows from others (``past_sequence + sequence``): never a key of a shape.
 DERIVED_AXES = frozenset({"total_sequence"})
 
@@ -34,6 +37,7 @@ def complete_shape(shape: Shape) -> dict[str, int]:
     full.setdefault("decoder_sequence", max(2, sequence // 3))
     full.setdefault("past_sequence", max(2, sequence // 2 - 1))
     full.setdefault("num_choices", max(2, int(full.get("batch", 2))))
+    full.setdefault("audio_sequence", AUDIO_SAMPLES_PER_TOKEN * sequence)
     return full
 
 
@@ -75,7 +79,8 @@ def make_inputs(
 
 def token_ids(config: Any, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     """Random ids, skipping the low ones, which are special tokens in most vocabularies."""
-    vocab = int(getattr(config, "vocab_size", 100))
+    text = getattr(config, "text_config", None) or config  # CLIP-style: the text tower's vocabulary
+    vocab: int = getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 100
     return torch.randint(min(5, vocab - 1), vocab, (batch, length), generator=generator)
 
 
@@ -88,6 +93,7 @@ def padding_mask(batch: int, length: int) -> torch.Tensor:
 
 
 def _image_size(config: Any) -> tuple[int, int]:
+    config = getattr(config, "vision_config", None) or config  # CLIP-style: the vision tower's size
     size = getattr(config, "image_size", 224)
     if isinstance(size, (list, tuple)):
         return int(size[0]), int(size[1])
@@ -111,9 +117,14 @@ def _make(inp: InputSpec, config: Any, shape: Shape, generator: torch.Generator)
         low, high = points.min(dim=2).values, points.max(dim=2).values
         return torch.stack([low[..., 0], low[..., 1], high[..., 0], high[..., 1]], dim=-1)
     if inp.kind == "pixels":
-        channels = int(getattr(config, "num_channels", 3))
+        channels = int(getattr(getattr(config, "vision_config", None) or config, "num_channels", 3))
         height, width = _image_size(config)
         return torch.randn(batch, channels, height, width, generator=generator)
+    if inp.kind == "audio":
+        return torch.randn(batch, shape["audio_sequence"], generator=generator)
+    if inp.kind == "features":  # Whisper: log-mel frames, exactly twice the encoder's positions
+        frames = 2 * int(getattr(config, "max_source_positions", 1500))
+        return torch.randn(batch, int(getattr(config, "num_mel_bins", 80)), frames, generator=generator)
     if inp.kind == "embeds":
         width = int(getattr(config, "d_model", getattr(config, "hidden_size", 32)))
         return torch.randn(batch, seq, width, generator=generator)

@@ -80,6 +80,28 @@ _QWEN_MOE = {**_MOE, "num_experts": 4, "moe_intermediate_size": 16, "shared_expe
 # Vision backbones: 32 × 32 pixels (``image_size`` is set for those whose config has none).
 _SMALL_IMAGE = {"image_size": 32, "num_channels": 3}
 
+_SPEECH = {
+    "vocab_size": 32,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "conv_dim": [8, 8],
+    "conv_stride": [5, 2],
+    "conv_kernel": [10, 3],
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "classifier_proj_size": 16,
+}
+_CLIP_TEXT = {
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 64,
+}
+
 #: Small sizes per model type: every architecture the test-suite exports.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "albert": {**_BERT_LIKE, "embedding_size": 16},
@@ -197,6 +219,20 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "deberta-v2": _BERT_LIKE,
     "rembert": {**_BERT_LIKE, "input_embedding_size": 16, "output_embedding_size": 16},
     "mpnet": _BERT_LIKE,
+    "layoutlmv3": {
+        **_BERT_LIKE,
+        "max_position_embeddings": 128,
+        "input_size": 32,
+        "image_size": 32,
+        "patch_size": 8,
+        "coordinate_size": 8,
+        "shape_size": 8,
+        "rel_pos_bins": 8,
+        "max_rel_pos": 16,
+        "rel_2d_pos_bins": 8,
+        "max_rel_2d_pos": 32,
+    },
+    "imagegpt": {"vocab_size": 17, "n_positions": 64, "n_embd": 32, "n_layer": 2, "n_head": 4},
     "longformer": {**_BERT_LIKE, "attention_window": 4},
     "modernbert": {
         **_BERT_LIKE,
@@ -209,6 +245,21 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "cls_token_id": 1,
         "sep_token_id": 2,
     },
+    # Speech and image-text models.
+    "wav2vec2": _SPEECH,
+    "hubert": _SPEECH,
+    "whisper": {
+        **_BART_LIKE,
+        "num_mel_bins": 8,
+        "max_source_positions": 16,
+        "max_target_positions": 32,
+        "decoder_start_token_id": 1,
+        "begin_suppress_tokens": None,
+        "suppress_tokens": None,
+        **_GPT_IDS,
+    },
+    "clip": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 16},
+    "siglip": {"text_config": _CLIP_TEXT, "vision_config": _VISION},
     "data2vec-vision": _VISION,
     "deit": _VISION,
     "vit": _VISION,

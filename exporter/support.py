@@ -19,7 +19,7 @@ def supported_tasks(spec: ModelSpec) -> tuple[str, ...]:
         return tuple(task for task in spec.tasks if task not in spec.task_not_exportable)
     names: list[str] = []
     for task in TASKS.values():
-        if task.modality not in ("any", spec.modality):
+        if task.modality not in ("any", spec.modality) and spec.modality != "multimodal":
             continue
         if task.with_past and (spec.family == "encoder" or task.base not in names):
             continue

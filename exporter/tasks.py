@@ -87,6 +87,20 @@ TASKS: dict[str, Task] = {
             "vision",
         ),
         Task("object-detection", "AutoModelForObjectDetection", "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "vision"),
+        Task(
+            "zero-shot-image-classification",
+            "AutoModelForZeroShotImageClassification",
+            "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+            "multimodal",
+        ),
+        Task(
+            "audio-classification",
+            "AutoModelForAudioClassification",
+            "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
+            "audio",
+        ),
+        Task("ctc", "AutoModelForCTC", "MODEL_FOR_CTC_MAPPING_NAMES", "audio"),
+        Task("speech2seq-lm", "AutoModelForSpeechSeq2Seq", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio"),
         Task("default-with-past", "AutoModel", "MODEL_MAPPING_NAMES", "text", with_past=True),
         Task(
             "causal-lm-with-past", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", with_past=True

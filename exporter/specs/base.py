@@ -14,9 +14,11 @@ import torch
 
 # How a dummy tensor is made; see ``exporter.dummy_inputs``.
 InputKind = Literal[
-    "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask"
+    "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask",
+    "audio", "features",
 ]  # fmt: skip
-Modality = Literal["text", "vision"]
+#: ``multimodal`` models (CLIP, SigLIP) get the tasks of every modality transformers has a head for.
+Modality = Literal["text", "vision", "audio", "multimodal"]
 #: ``encoder``: one stack; ``decoder``: a causal LM with a key/value cache; ``encoder-decoder``: seq2seq with one.
 Family = Literal["encoder", "decoder", "encoder-decoder"]
 DummyFactory = Callable[[Any, Mapping[str, int], torch.Generator], dict[str, torch.Tensor]]
@@ -33,8 +35,10 @@ class InputSpec:
     @property
     def dynamic_axes(self) -> dict[int, str]:
         """Axes that vary at run time, by position, named as ONNX consumers expect."""
-        if self.kind == "pixels":
+        if self.kind in ("pixels", "features"):  # images, and log-mel frames of a fixed length (Whisper)
             return {0: "batch"}
+        if self.kind == "audio":
+            return {0: "batch", 1: "audio_sequence"}
         if self.kind in ("decoder_ids", "decoder_mask"):
             return {0: "batch", 1: "decoder_sequence"}
         return {0: "batch", 1: "sequence"}

@@ -55,7 +55,18 @@ SPECS: list[ModelSpec] = [
     ),
     # LayoutLM reads one bounding box per token.
     ModelSpec(model_type="layoutlm", inputs=(*TEXT_INPUTS, InputSpec(name="bbox", kind="bbox"))),
+    # LayoutLMv3 reads the page too: boxes per token and the page's pixels.
+    ModelSpec(
+        model_type="layoutlmv3",
+        inputs=(*TEXT_INPUTS, InputSpec(name="bbox", kind="bbox"), InputSpec(name="pixel_values", kind="pixels")),
+    ),
     *(ModelSpec(model_type=name, modality="vision", atol=1e-4) for name in VISION_ENCODERS),
+    # ImageGPT reads an image as a sequence of colour-cluster ids.
+    ModelSpec(
+        model_type="imagegpt",
+        modality="vision",
+        inputs=(InputSpec(name="input_ids", kind="ids"), InputSpec(name="attention_mask", kind="mask")),
+    ),
     # Perceiver takes a single `inputs` argument: token ids for text heads, pixels for the image head.
     ModelSpec(
         model_type="perceiver",

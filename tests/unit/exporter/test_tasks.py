@@ -23,11 +23,13 @@ SEED_TASKS = {
 
 WITH_PAST_TASKS = {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
 #: The other features of transformers 4.38's ``FeaturesManager`` (issue 11).
-OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "object-detection"}
+OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "object-detection", "speech2seq-lm"}
+#: Tasks of today's Hub families: CLIP/SigLIP, Wav2Vec2/HuBERT.
+MODERN_TASKS = {"zero-shot-image-classification", "audio-classification", "ctc"}
 
 
 def test_task_names_are_the_old_feature_names() -> None:
-    assert set(TASKS) == SEED_TASKS | WITH_PAST_TASKS | OLD_FEATURES
+    assert set(TASKS) == SEED_TASKS | WITH_PAST_TASKS | OLD_FEATURES | MODERN_TASKS
     assert {name for name, task in TASKS.items() if task.with_past} == WITH_PAST_TASKS
     assert TASKS["seq2seq-lm-with-past"].base == "seq2seq-lm"
 
@@ -71,6 +73,15 @@ def test_infer_task_unknown_head() -> None:
         infer_task("bert", ["BertForPreTraining"], supported_tasks(get_spec("bert")))
 
 
+def test_not_exportable_types_have_no_tasks_and_a_reason() -> None:
+    from exporter.support import not_exportable
+
+    for name in ("longformer", "longt5"):
+        assert supported_tasks(get_spec(name)) == ()
+        assert not_exportable(get_spec(name))["*"]
+        assert f"| `{name}` | every task |" in support_table_markdown()
+
+
 def test_vision_models_get_no_text_heads() -> None:
     assert supported_tasks(get_spec("vit")) == ("default", "image-classification")
 
@@ -110,7 +121,6 @@ def test_missing_old_types_are_supported() -> None:
         "bloom": "causal-lm-with-past",
         "codegen": "causal-lm-with-past",
         "mt5": "seq2seq-lm-with-past",
-        "longt5": "seq2seq-lm-with-past",
         "rembert": "causal-lm",
         "resnet": "image-classification",
         "convnext": "image-classification",
@@ -122,6 +132,10 @@ def test_missing_old_types_are_supported() -> None:
         "poolformer": "image-classification",
         "segformer": "semantic-segmentation",
         "yolos": "object-detection",
+        "layoutlmv3": "token-classification",
+        "imagegpt": "image-classification",
+        "whisper": "speech2seq-lm",
+        "clip": "zero-shot-image-classification",
     }
     assert {name: task for name, task in expected.items() if task in matrix.get(name, ())} == expected
 
@@ -131,5 +145,7 @@ def test_modern_families_are_supported() -> None:
     for name in ("mpnet", "modernbert"):
         assert "default" in matrix[name]
     assert "image-classification" in matrix["dinov2"]
+    assert {"audio-classification", "ctc"} <= set(matrix["wav2vec2"]) & set(matrix["hubert"])
+    assert "zero-shot-image-classification" in matrix["siglip"]
     decoders = ("gpt_neox", "phi", "falcon", "gemma", "starcoder2", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe")
     assert all("causal-lm-with-past" in matrix[name] for name in decoders)
