@@ -25,7 +25,7 @@ VALIDATION_SHAPES = (
 )
 #: Raw audio (``input_values``) gets this many samples per ``sequence`` step: enough for the
 #: feature encoder's convolutions at every validation shape.
-AUDIO_SAMPLES_PER_TOKEN = 80
+AUDIO_SAMPLES_PER_TOKEN = 160
 #: Axes whose size follows from others (``past_sequence + sequence``): never a key of a shape.
 DERIVED_AXES = frozenset({"total_sequence"})
 
@@ -120,6 +120,11 @@ def _make(inp: InputSpec, config: Any, shape: Shape, generator: torch.Generator)
         channels = int(getattr(getattr(config, "vision_config", None) or config, "num_channels", 3))
         height, width = _image_size(config)
         return torch.randn(batch, channels, height, width, generator=generator)
+    if inp.kind == "pixel_mask":  # DETR: which pixels are image, not padding; the last row's right edge is padding
+        mask = torch.ones(batch, *_image_size(config), dtype=torch.long)
+        if batch > 1:
+            mask[-1, :, -(mask.shape[-1] // 4) :] = 0
+        return mask
     if inp.kind == "audio":
         return torch.randn(batch, shape["audio_sequence"], generator=generator)
     if inp.kind == "features":  # Whisper: log-mel frames, exactly twice the encoder's positions

@@ -147,12 +147,12 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
             f"the model's own forward fails on sample inputs ({type(e).__name__}: {first_line(e)}); "
             "check the checkpoint's config"
         ) from e
-    limit = getattr(loaded.config, "max_position_embeddings", None)
+    limit = max_sequence(loaded.config)
     return ExportContext(
         inputs=sample,
         dynamic_axes=component.dynamic_axes(sample),
         output_names=component.output_names or names,
-        axis_bounds=axis_bounds(loaded.spec, limit if isinstance(limit, int) and limit > 0 else None),
+        axis_bounds=axis_bounds(loaded.spec, limit),
         opset=request.opset,
         output_dir=request.output_dir,
         external_data_threshold=request.external_data_threshold,
@@ -160,9 +160,20 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
     )
 
 
+def max_sequence(config: Any) -> int | None:
+    """The position table's length: the config's, or its text tower's (CLIP-style), or GPT-style ``n_positions``."""
+    for source in (config, getattr(config, "text_config", None)):
+        for name in ("max_position_embeddings", "n_positions"):
+            limit = getattr(source, name, None)
+            if isinstance(limit, int) and limit > 0:
+                return limit
+    return None
+
+
 def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[int | None, int | None]]:
     """``(min, max)`` of each dynamic axis: the spec's minimums, and the position table's length."""
-    bounds: dict[str, tuple[int | None, int | None]] = {"batch": (spec.axis_min.get("batch"), None)}
+    bounds: dict[str, tuple[int | None, int | None]] = {axis: (low, None) for axis, low in spec.axis_min.items()}
+    bounds["batch"] = (spec.axis_min.get("batch"), None)
     high = max_sequence - spec.sequence_headroom if max_sequence is not None else None
     for axis in ("sequence", "decoder_sequence", "past_sequence"):
         bounds[axis] = (spec.axis_min.get(axis), high)

@@ -86,6 +86,12 @@ TASKS: dict[str, Task] = {
             "MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES",
             "vision",
         ),
+        Task(
+            "image-segmentation",
+            "AutoModelForImageSegmentation",
+            "MODEL_FOR_IMAGE_SEGMENTATION_MAPPING_NAMES",
+            "vision",
+        ),
         Task("object-detection", "AutoModelForObjectDetection", "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "vision"),
         Task(
             "zero-shot-image-classification",

@@ -15,7 +15,7 @@ import torch
 # How a dummy tensor is made; see ``exporter.dummy_inputs``.
 InputKind = Literal[
     "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask",
-    "audio", "features",
+    "audio", "features", "pixel_mask",
 ]  # fmt: skip
 #: ``multimodal`` models (CLIP, SigLIP) get the tasks of every modality transformers has a head for.
 Modality = Literal["text", "vision", "audio", "multimodal"]
@@ -35,7 +35,7 @@ class InputSpec:
     @property
     def dynamic_axes(self) -> dict[int, str]:
         """Axes that vary at run time, by position, named as ONNX consumers expect."""
-        if self.kind in ("pixels", "features"):  # images, and log-mel frames of a fixed length (Whisper)
+        if self.kind in ("pixels", "features", "pixel_mask"):  # images, and log-mel frames of a fixed length (Whisper)
             return {0: "batch"}
         if self.kind == "audio":
             return {0: "batch", 1: "audio_sequence"}

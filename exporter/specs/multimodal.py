@@ -25,7 +25,11 @@ SPEECH_ENCODERS = ("hubert", "wav2vec2")
 IMAGE_TEXT = ("clip", "siglip")
 
 SPECS: list[ModelSpec] = [
-    *(ModelSpec(model_type=name, modality="audio", inputs=_AUDIO) for name in SPEECH_ENCODERS),
+    # The feature encoder's convolutions need a few frames' worth of samples (0.1 s at 16 kHz).
+    *(
+        ModelSpec(model_type=name, modality="audio", inputs=_AUDIO, axis_min={"audio_sequence": 1600})
+        for name in SPEECH_ENCODERS
+    ),
     *(
         ModelSpec(
             model_type=name,

@@ -7,7 +7,7 @@ auto mappings. Convolutional backbones whose config names no ``image_size`` get 
 
 from __future__ import annotations
 
-from exporter.specs.base import ModelSpec
+from exporter.specs.base import VISION_INPUTS, InputSpec, ModelSpec
 
 #: Image classifiers of the old ``transformers.onnx`` list and today's Hub (DINOv2).
 BACKBONES = (
@@ -25,4 +25,12 @@ BACKBONES = (
 #: Object detectors: ``logits`` and ``pred_boxes``.
 DETECTORS = ("yolos",)
 
-SPECS: list[ModelSpec] = [ModelSpec(model_type=name, modality="vision") for name in (*BACKBONES, *DETECTORS)]
+SPECS: list[ModelSpec] = [
+    *(ModelSpec(model_type=name, modality="vision") for name in (*BACKBONES, *DETECTORS)),
+    # DETR also takes which pixels are padding (images of a batch differ in size).
+    ModelSpec(
+        model_type="detr",
+        modality="vision",
+        inputs=(*VISION_INPUTS, InputSpec(name="pixel_mask", kind="pixel_mask")),
+    ),
+]

@@ -31,6 +31,9 @@ REPRESENTATIVES = {
     ("resnet", "image-classification"),  # convolutional backbone
     ("segformer", "semantic-segmentation"),
     ("yolos", "object-detection"),  # logits + pred_boxes
+    ("clip", "zero-shot-image-classification"),  # text and pixels together
+    ("wav2vec2", "ctc"),  # raw audio
+    ("whisper", "speech2seq-lm"),  # log-mel frames + decoder ids
     ("gpt2", "default"),
     ("gpt2", "sequence-classification"),
     ("gpt2", "causal-lm-with-past"),  # decoder with its cache
