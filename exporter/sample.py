@@ -280,8 +280,9 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "d_model": 32,
         "encoder_layers": 1,
         "decoder_layers": 1,
-        "encoder_attention_heads": 4,
-        "decoder_attention_heads": 4,
+        # The segmentation head's group norm wants d_model + heads divisible by 8.
+        "encoder_attention_heads": 8,
+        "decoder_attention_heads": 8,
         "encoder_ffn_dim": 37,
         "decoder_ffn_dim": 37,
         "num_queries": 5,

@@ -36,6 +36,8 @@ SPECS: list[ModelSpec] = [
             modality="multimodal",
             inputs=_IMAGE_TEXT,
             tasks=("default", "zero-shot-image-classification"),
+            # The towers' own outputs (``text_model_output`` …) are nested outputs, left out.
+            output_names=("logits_per_image", "logits_per_text", "text_embeds", "image_embeds"),
         )
         for name in IMAGE_TEXT
     ),

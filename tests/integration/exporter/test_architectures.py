@@ -33,6 +33,8 @@ REPRESENTATIVES = {
     ("yolos", "object-detection"),  # logits + pred_boxes
     ("clip", "zero-shot-image-classification"),  # text and pixels together
     ("wav2vec2", "ctc"),  # raw audio
+    ("hubert", "audio-classification"),
+    ("detr", "image-segmentation"),  # pixels + pixel_mask, a CNN backbone under a transformer
     ("whisper", "speech2seq-lm"),  # log-mel frames + decoder ids
     ("gpt2", "default"),
     ("gpt2", "sequence-classification"),

@@ -23,7 +23,7 @@ SEED_TASKS = {
 
 WITH_PAST_TASKS = {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
 #: The other features of transformers 4.38's ``FeaturesManager`` (issue 11).
-OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "object-detection", "speech2seq-lm"}
+OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "image-segmentation", "object-detection", "speech2seq-lm"}
 #: Tasks of today's Hub families: CLIP/SigLIP, Wav2Vec2/HuBERT.
 MODERN_TASKS = {"zero-shot-image-classification", "audio-classification", "ctc"}
 
