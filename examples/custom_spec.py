@@ -3,11 +3,11 @@
 Two examples, each a :class:`exporter.ModelSpec` you pass as ``--spec examples/custom_spec.py:NAME``
 (or register from Python with :func:`exporter.register_spec`):
 
-``MPNET``
-    MPNet is a transformers architecture this exporter has no spec for. Its heads come from
+``MEGATRON``
+    Megatron-BERT is a transformers architecture this exporter has no spec for. Its heads come from
     transformers' auto classes; the spec only says which inputs to feed and the tolerance::
 
-        exporter export --spec examples/custom_spec.py:MPNET --model ./my-mpnet --task sequence-classification out/
+        exporter export --spec examples/custom_spec.py:MEGATRON --model ./my-megatron --task sequence-classification out/
 
 ``SENSOR``
     A model that is not in transformers at all: :class:`SensorClassifier`, defined below, classifies
@@ -32,13 +32,13 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from exporter import InputSpec, ModelSpec
 
-# ── MPNet: known to transformers, unknown to the exporter ─────────────────────────────────────────
+# ── Megatron-BERT: known to transformers, unknown to the exporter ─────────────────────────────────────────
 
-MPNET = ModelSpec(
-    model_type="mpnet",
-    # MPNet has no token type embeddings: ids and a padding mask. Both vary in batch and sequence.
+MEGATRON = ModelSpec(
+    model_type="megatron-bert",
+    # Ids and a padding mask (token types default to zeros). Both vary in batch and sequence.
     inputs=(InputSpec(name="input_ids", kind="ids"), InputSpec(name="attention_mask", kind="mask")),
-    # Tasks default to every text head transformers has for ``mpnet``; list them to narrow it down.
+    # Tasks default to every text head transformers has for ``megatron-bert``; list them to narrow it down.
     tasks=("default", "masked-lm", "sequence-classification", "token-classification", "question-answering"),
     atol=1e-4,
 )

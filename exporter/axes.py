@@ -12,7 +12,8 @@ sum of symbols, is rewritten through the same symbol → name table, past length
 (``s1 + s70`` → ``past_sequence_length + sequence_length``). Where the exporter wrote output
 dimensions unrelated to the inputs (the TorchScript-based exporter's ``<Op><output>_dim_1``), ONNX
 Runtime's symbolic shape inference derives them from the named inputs. A symbolic output dimension
-that nothing explains keeps its symbol, except dimension 0, which is the batch in every graph here.
+that nothing explains is a quantity of its own (a speech model's frames): it is named
+``<output>_dim_<position>``, except dimension 0, which is the batch in every graph here.
 Fixed dimensions stay numbers.
 """
 
@@ -35,6 +36,10 @@ def name_axes(path: Path, dynamic_axes: AxisNames) -> None:
     symbols = name_graph_axes(model.graph, dynamic_axes)
     if any(not _explained(dim.dim_param, symbols) for value in model.graph.output for dim in _dims(value)):
         _infer_output_axes(model, symbols)
+    for value in model.graph.output:  # a quantity of its own (audio frames after a CNN …): named after its output
+        for position, dim in enumerate(_dims(value)):
+            if not _explained(dim.dim_param, symbols):
+                dim.dim_param = f"{value.name}_dim_{position}"
     onnx.save(model, str(path))
 
 

@@ -176,7 +176,7 @@ def features(
     """List the tasks an architecture can be exported for."""
     from exporter.loading import read_config_dict
     from exporter.specs import get_spec
-    from exporter.support import supported_tasks
+    from exporter.support import not_exportable, supported_tasks
     from exporter.user_spec import load_spec
 
     if spec:
@@ -184,8 +184,12 @@ def features(
     model_type = model
     if Path(model).is_dir():
         model_type = str(read_config_dict(Path(model)).get("model_type", ""))
-    tasks = supported_tasks(get_spec(model_type))
-    typer.echo(f"{model_type}: " + ", ".join(tasks))
+    model_spec = get_spec(model_type)
+    tasks = supported_tasks(model_spec)
+    if tasks:
+        typer.echo(f"{model_type}: " + ", ".join(tasks))
+    for task, why in not_exportable(model_spec).items():
+        typer.echo(f"{model_type}: {'every task' if task == '*' else task} not exportable: {why}")
 
 
 @app.command("supported")

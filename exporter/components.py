@@ -72,10 +72,19 @@ def build_components(loaded: Loaded) -> list[Component]:
 
 
 def _single(loaded: Loaded) -> Component:
-    def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
-        return dict(dummy_inputs.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=seed))
+    choices = get_task(loaded.task).choices
 
-    by_name = {inp.name: inp.dynamic_axes for inp in loaded.inputs}
+    def make(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
+        if not choices:
+            return dict(dummy_inputs.make_inputs(loaded.spec, loaded.inputs, loaded.config, shape, seed=seed))
+        shape = dummy_inputs.complete_shape(shape)
+        flat = {**shape, dummy_inputs.BATCH: shape[dummy_inputs.BATCH] * shape[dummy_inputs.NUM_CHOICES]}
+        tensors = dummy_inputs.make_inputs(loaded.spec, loaded.inputs, loaded.config, flat, seed=seed)
+        return dummy_inputs.with_choices(tensors, shape[dummy_inputs.NUM_CHOICES])
+
+    by_name = {
+        inp.name: dummy_inputs.choices_axes(inp.dynamic_axes) if choices else inp.dynamic_axes for inp in loaded.inputs
+    }
     return Component("model", loaded.model, make, lambda name: by_name.get(name, {}), loaded.spec.output_names)
 
 

@@ -28,6 +28,10 @@ DECODER_SEQUENCE = "decoder_sequence_length"
 PAST_SEQUENCE = "past_sequence_length"
 ENCODER_SEQUENCE = "encoder_sequence_length"
 PAST_DECODER_SEQUENCE = "past_decoder_sequence_length"
+#: Choices of a multiple-choice input (``batch_size × num_choices × sequence_length``).
+NUM_CHOICES = "num_choices"
+#: Samples of raw audio (``input_values``).
+AUDIO_SEQUENCE = "audio_sequence_length"
 #: Attention mask and cache out of a decoder with past: past and new tokens.
 TOTAL_SEQUENCE = f"{PAST_SEQUENCE} + {SEQUENCE}"
 #: Cache out of a seq2seq decoder: past and new decoder tokens.
@@ -44,6 +48,9 @@ DERIVED_AXES = frozenset({TOTAL_SEQUENCE, TOTAL_DECODER_SEQUENCE})
 PAST_AXES = frozenset({PAST_SEQUENCE, PAST_DECODER_SEQUENCE})
 #: A seq2seq graph's name of an axis → the shape key whose size it has.
 ALIASES = {ENCODER_SEQUENCE: SEQUENCE, PAST_DECODER_SEQUENCE: PAST_SEQUENCE}
+#: Raw audio (``input_values``) gets this many samples per ``sequence_length`` step: enough for the
+#: feature encoder's convolutions at every validation shape.
+AUDIO_SAMPLES_PER_TOKEN = 160
 
 
 def complete_shape(shape: Shape) -> dict[str, int]:
@@ -55,7 +62,19 @@ def complete_shape(shape: Shape) -> dict[str, int]:
     for alias, key in ALIASES.items():
         if key in full:
             full.setdefault(alias, full[key])
+    full.setdefault(NUM_CHOICES, max(2, int(full.get(BATCH, 2))))
+    full.setdefault(AUDIO_SEQUENCE, AUDIO_SAMPLES_PER_TOKEN * sequence)
     return full
+
+
+def with_choices(tensors: Mapping[str, torch.Tensor], num_choices: int) -> dict[str, torch.Tensor]:
+    """Text tensors ``(batch × num_choices, …)`` regrouped as ``(batch, num_choices, …)`` (multiple choice)."""
+    return {name: t.reshape(-1, num_choices, *t.shape[1:]) for name, t in tensors.items()}
+
+
+def choices_axes(axes: Mapping[int, str]) -> dict[int, str]:
+    """A text input's dynamic axes once a ``num_choices`` axis follows the batch."""
+    return {0: BATCH, 1: NUM_CHOICES, **{position + 1: axis for position, axis in axes.items() if position}}
 
 
 def restrict_shape(shape: Shape, axes: Iterable[str]) -> dict[str, int]:
@@ -86,7 +105,8 @@ def make_inputs(
 
 def token_ids(config: Any, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     """Random ids, skipping the low ones, which are special tokens in most vocabularies."""
-    vocab = int(getattr(config, "vocab_size", 100))
+    text = getattr(config, "text_config", None) or config  # CLIP-style: the text tower's vocabulary
+    vocab: int = getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 100
     return torch.randint(min(5, vocab - 1), vocab, (batch, length), generator=generator)
 
 
@@ -99,6 +119,7 @@ def padding_mask(batch: int, length: int) -> torch.Tensor:
 
 
 def _image_size(config: Any) -> tuple[int, int]:
+    config = getattr(config, "vision_config", None) or config  # CLIP-style: the vision tower's size
     size = getattr(config, "image_size", 224)
     if isinstance(size, (list, tuple)):
         return int(size[0]), int(size[1])
@@ -122,9 +143,19 @@ def _make(inp: InputSpec, config: Any, shape: Shape, generator: torch.Generator)
         low, high = points.min(dim=2).values, points.max(dim=2).values
         return torch.stack([low[..., 0], low[..., 1], high[..., 0], high[..., 1]], dim=-1)
     if inp.kind == "pixels":
-        channels = int(getattr(config, "num_channels", 3))
+        channels = int(getattr(getattr(config, "vision_config", None) or config, "num_channels", 3))
         height, width = _image_size(config)
         return torch.randn(batch, channels, height, width, generator=generator)
+    if inp.kind == "pixel_mask":  # DETR: which pixels are image, not padding; the last row's right edge is padding
+        mask = torch.ones(batch, *_image_size(config), dtype=torch.long)
+        if batch > 1:
+            mask[-1, :, -(mask.shape[-1] // 4) :] = 0
+        return mask
+    if inp.kind == "audio":
+        return torch.randn(batch, shape[AUDIO_SEQUENCE], generator=generator)
+    if inp.kind == "features":  # Whisper: log-mel frames, exactly twice the encoder's positions
+        frames = 2 * int(getattr(config, "max_source_positions", 1500))
+        return torch.randn(batch, int(getattr(config, "num_mel_bins", 80)), frames, generator=generator)
     if inp.kind == "embeds":
         width = int(getattr(config, "d_model", getattr(config, "hidden_size", 32)))
         return torch.randn(batch, seq, width, generator=generator)

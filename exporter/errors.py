@@ -94,6 +94,10 @@ class UnsupportedTaskError(UnsupportedError, ValueError):
     """The architecture has no head for this task, or the task name is unknown."""
 
 
+class NotExportableError(UnsupportedError, ValueError):
+    """The architecture (or this task of it) is known, but cannot be exported on the installed torch/transformers."""
+
+
 class RemoteCodeRefusedError(UnsupportedError, PermissionError):
     """The checkpoint needs ``trust_remote_code`` and it was not given."""
 

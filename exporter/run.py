@@ -38,7 +38,7 @@ from exporter.measure import measure
 from exporter.merge import MERGED_FROM, merge_decoders
 from exporter.report import FileEntry, FormatResult, Report, VariantResult
 from exporter.specs import ModelSpec, get_spec
-from exporter.support import supported_tasks
+from exporter.support import check_exportable, supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
 from exporter.tensors import flatten_outputs
 from exporter.validation import validate
@@ -236,6 +236,7 @@ def load(request: ExportRequest) -> Loaded:
     config = load_config(checkpoint.path, request.trust_remote_code)
     spec = get_spec(config.model_type)
     tasks = supported_tasks(spec)
+    check_exportable(spec, request.task)
     if request.task == AUTO:
         task = infer_task(spec.model_type, getattr(config, "architectures", None), tasks)
     else:
@@ -245,6 +246,8 @@ def load(request: ExportRequest) -> Loaded:
     configure(config, spec, task)
     model_class = spec.model_class or get_task(task).auto()
     model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
+    if spec.prepare_model is not None:
+        spec.prepare_model(model)
     parameters = frozenset(inspect.signature(model.forward).parameters)
     return Loaded(checkpoint, spec, task, config, model, dummy_inputs.select_inputs(spec, task, parameters), parameters)
 
@@ -268,12 +271,12 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
             f"the model's own forward fails on sample inputs ({type(e).__name__}: {first_line(e)}); "
             "check the checkpoint's config"
         ) from e
-    limit = getattr(loaded.config, "max_position_embeddings", None)
+    limit = max_sequence(loaded.config)
     return ExportContext(
         inputs=sample,
         dynamic_axes=component.dynamic_axes(sample),
         output_names=component.output_names or names,
-        axis_bounds=axis_bounds(loaded.spec, limit if isinstance(limit, int) and limit > 0 else None),
+        axis_bounds=axis_bounds(loaded.spec, limit),
         opset=request.opset,
         output_dir=request.output_dir,
         external_data_threshold=request.external_data_threshold,
@@ -281,10 +284,21 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
     )
 
 
+def max_sequence(config: Any) -> int | None:
+    """The position table's length: the config's, or its text tower's (CLIP-style), or GPT-style ``n_positions``."""
+    for source in (config, getattr(config, "text_config", None)):
+        for name in ("max_position_embeddings", "n_positions"):
+            limit = getattr(source, name, None)
+            if isinstance(limit, int) and limit > 0:
+                return limit
+    return None
+
+
 def axis_bounds(spec: ModelSpec, max_sequence: int | None) -> dict[str, tuple[int | None, int | None]]:
     """``(min, max)`` of each dynamic axis: the spec's minimums, and the position table's length."""
     batch = dummy_inputs.BATCH
-    bounds: dict[str, tuple[int | None, int | None]] = {batch: (spec.axis_min.get(batch), None)}
+    bounds: dict[str, tuple[int | None, int | None]] = {axis: (low, None) for axis, low in spec.axis_min.items()}
+    bounds[batch] = (spec.axis_min.get(batch), None)
     high = max_sequence - spec.sequence_headroom if max_sequence is not None else None
     for axis in (dummy_inputs.SEQUENCE, dummy_inputs.DECODER_SEQUENCE, dummy_inputs.PAST_SEQUENCE):
         bounds[axis] = (spec.axis_min.get(axis), high)

@@ -61,6 +61,47 @@ _LLAMA_LIKE = {
     "eos_token_id": 2,
 }
 
+_T5_LIKE = {
+    "vocab_size": 128,
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 37,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "relative_attention_max_distance": 16,
+    "decoder_start_token_id": 0,
+}
+# Mixture-of-experts decoders: four small experts, two per token.
+# grouped_mm wants each expert's row stride a multiple of 16 bytes: sizes multiples of 4 floats.
+_MOE = {**_LLAMA_LIKE, "intermediate_size": 32, "num_experts_per_tok": 2}
+_QWEN_MOE = {**_MOE, "num_experts": 4, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 16}
+# Vision backbones: 32 × 32 pixels (``image_size`` is set for those whose config has none).
+_SMALL_IMAGE = {"image_size": 32, "num_channels": 3}
+
+_SPEECH = {
+    "vocab_size": 32,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "conv_dim": [8, 8],
+    "conv_stride": [5, 2],
+    "conv_kernel": [10, 3],
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "classifier_proj_size": 16,
+}
+_CLIP_TEXT = {
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 64,
+}
+
 #: Small sizes per model type: every architecture the test-suite exports.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "albert": {**_BERT_LIKE, "embedding_size": 16},
@@ -115,18 +156,9 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "marian": {**_BART_LIKE, "pad_token_id": 1, "decoder_start_token_id": 1, "eos_token_id": 0},
     "mbart": _BART_LIKE,
     "plbart": _BART_LIKE,
-    "t5": {
-        "vocab_size": 128,
-        "d_model": 32,
-        "d_kv": 8,
-        "d_ff": 37,
-        "num_layers": 2,
-        "num_decoder_layers": 2,
-        "num_heads": 4,
-        "relative_attention_num_buckets": 8,
-        "relative_attention_max_distance": 16,
-        "decoder_start_token_id": 0,
-    },
+    "t5": _T5_LIKE,
+    "mt5": _T5_LIKE,
+    "longt5": {**_T5_LIKE, "local_radius": 4, "global_block_size": 4},
     "gpt2": {"vocab_size": 128, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64, **_GPT_IDS},
     "gpt_neo": {
         "vocab_size": 128,
@@ -156,9 +188,143 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "gemma3_text": _LLAMA_LIKE,
     "granite": _LLAMA_LIKE,
     "olmo2": _LLAMA_LIKE,
+    "falcon": {
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 64,
+        **_GPT_IDS,
+    },
+    "gemma": _LLAMA_LIKE,
+    "gpt_neox": {**_LLAMA_LIKE, "rotary_pct": 0.5},
+    "mixtral": {**_MOE, "num_local_experts": 4},
+    "phi": {**_LLAMA_LIKE, "partial_rotary_factor": 0.5},
+    "qwen2_moe": _QWEN_MOE,
+    "qwen3_moe": _QWEN_MOE,
+    "smollm3": _LLAMA_LIKE,
+    "starcoder2": _LLAMA_LIKE,
+    "bloom": {"vocab_size": 128, "hidden_size": 32, "n_layer": 2, "n_head": 4, **_GPT_IDS},
+    "codegen": {
+        "vocab_size": 128,
+        "n_embd": 32,
+        "n_layer": 2,
+        "n_head": 4,
+        "n_positions": 64,
+        "rotary_dim": 4,
+        **_GPT_IDS,
+    },
+    # Encoders added with issue 11.
+    "deberta": _BERT_LIKE,
+    "deberta-v2": _BERT_LIKE,
+    "rembert": {**_BERT_LIKE, "input_embedding_size": 16, "output_embedding_size": 16},
+    "mpnet": _BERT_LIKE,
+    "layoutlmv3": {
+        **_BERT_LIKE,
+        "max_position_embeddings": 128,
+        "input_size": 32,
+        "image_size": 32,
+        "patch_size": 8,
+        "coordinate_size": 4,
+        "shape_size": 8,
+        "rel_pos_bins": 8,
+        "max_rel_pos": 16,
+        "rel_2d_pos_bins": 8,
+        "max_rel_2d_pos": 32,
+    },
+    "imagegpt": {"vocab_size": 17, "n_positions": 64, "n_embd": 32, "n_layer": 2, "n_head": 4},
+    "longformer": {**_BERT_LIKE, "attention_window": 4},
+    "modernbert": {
+        **_BERT_LIKE,
+        "num_hidden_layers": 2,
+        "global_attn_every_n_layers": 2,
+        "local_attention": 8,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "cls_token_id": 1,
+        "sep_token_id": 2,
+    },
+    # Speech and image-text models.
+    "wav2vec2": _SPEECH,
+    "hubert": _SPEECH,
+    "whisper": {
+        **_BART_LIKE,
+        "num_mel_bins": 8,
+        "max_source_positions": 16,
+        "max_target_positions": 32,
+        "decoder_start_token_id": 1,
+        "begin_suppress_tokens": None,
+        "suppress_tokens": None,
+        **_GPT_IDS,
+    },
+    "clip": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 16},
+    "siglip": {"text_config": _CLIP_TEXT, "vision_config": _VISION},
     "data2vec-vision": _VISION,
     "deit": _VISION,
     "vit": _VISION,
+    "dinov2": _VISION,
+    "yolos": {**_VISION, "image_size": [32, 32], "num_detection_tokens": 4},
+    "detr": {
+        **_SMALL_IMAGE,
+        "use_timm_backbone": False,
+        "use_pretrained_backbone": False,
+        "backbone": None,
+        "backbone_config": {
+            "model_type": "resnet",
+            "embedding_size": 8,
+            "hidden_sizes": [8, 16],
+            "depths": [1, 1],
+            "out_features": ["stage2"],
+        },
+        "d_model": 32,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        # The segmentation head's group norm wants d_model + heads divisible by 8.
+        "encoder_attention_heads": 8,
+        "decoder_attention_heads": 8,
+        "encoder_ffn_dim": 37,
+        "decoder_ffn_dim": 37,
+        "num_queries": 5,
+    },
+    "convnext": {**_SMALL_IMAGE, "hidden_sizes": [8, 16], "depths": [1, 1], "num_stages": 2},
+    "levit": {
+        "image_size": 64,
+        "hidden_sizes": [16, 32, 48],
+        "num_attention_heads": [1, 2, 3],
+        "depths": [1, 1, 1],
+        "key_dim": [8, 8, 8],
+    },
+    "mobilenet_v1": {**_SMALL_IMAGE, "depth_multiplier": 0.25},
+    "mobilenet_v2": {**_SMALL_IMAGE, "depth_multiplier": 0.25},
+    "mobilevit": {
+        **_SMALL_IMAGE,
+        "hidden_sizes": [16, 16, 16],
+        "neck_hidden_sizes": [8, 8, 8, 16, 16, 16, 32],
+        "num_attention_heads": 2,
+    },
+    "poolformer": {**_SMALL_IMAGE, "hidden_sizes": [8, 8, 16, 16], "depths": [1, 1, 1, 1]},
+    "resnet": {**_SMALL_IMAGE, "embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]},
+    "segformer": {
+        **_SMALL_IMAGE,
+        "num_encoder_blocks": 2,
+        "depths": [1, 1],
+        "sr_ratios": [2, 1],
+        "hidden_sizes": [8, 16],
+        "patch_sizes": [7, 3],
+        "strides": [4, 2],
+        "num_attention_heads": [1, 2],
+        "mlp_ratios": [2, 2],
+        "decoder_hidden_size": 16,
+    },
+    "swin": {
+        "image_size": 32,
+        "patch_size": 4,
+        "embed_dim": 8,
+        "depths": [1, 1],
+        "num_heads": [2, 2],
+        "window_size": 2,
+    },
 }
 
 _WORDS = [
@@ -220,6 +386,9 @@ def build_sample_checkpoint(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     spec = get_spec(model_type)
+    if task == "causal-lm" and spec.family == "encoder":
+        # An encoder trained as a causal LM says so in its config (the Hub's BERT-as-decoder checkpoints do).
+        overrides = {"is_decoder": True, **overrides}
     config = tiny_config(model_type, task, **overrides)
     for key, value in spec.config_overrides.get(task, {}).items():
         setattr(config, key, value)

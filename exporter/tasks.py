@@ -22,6 +22,8 @@ class Task:
     modality: str = "any"
     #: A ``-with-past`` task: the graphs take the past key/values and return the present ones.
     with_past: bool = False
+    #: Text inputs get a ``num_choices`` axis: ``batch × num_choices × sequence`` (multiple choice).
+    choices: bool = False
 
     @property
     def base(self) -> str:
@@ -66,11 +68,45 @@ TASKS: dict[str, Task] = {
             "text",
         ),
         Task(
+            "multiple-choice",
+            "AutoModelForMultipleChoice",
+            "MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES",
+            "text",
+            choices=True,
+        ),
+        Task(
             "image-classification",
             "AutoModelForImageClassification",
             "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
             "vision",
         ),
+        Task(
+            "semantic-segmentation",
+            "AutoModelForSemanticSegmentation",
+            "MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES",
+            "vision",
+        ),
+        Task(
+            "image-segmentation",
+            "AutoModelForImageSegmentation",
+            "MODEL_FOR_IMAGE_SEGMENTATION_MAPPING_NAMES",
+            "vision",
+        ),
+        Task("object-detection", "AutoModelForObjectDetection", "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "vision"),
+        Task(
+            "zero-shot-image-classification",
+            "AutoModelForZeroShotImageClassification",
+            "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+            "multimodal",
+        ),
+        Task(
+            "audio-classification",
+            "AutoModelForAudioClassification",
+            "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
+            "audio",
+        ),
+        Task("ctc", "AutoModelForCTC", "MODEL_FOR_CTC_MAPPING_NAMES", "audio"),
+        Task("speech2seq-lm", "AutoModelForSpeechSeq2Seq", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio"),
         Task("default-with-past", "AutoModel", "MODEL_MAPPING_NAMES", "text", with_past=True),
         Task(
             "causal-lm-with-past", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", with_past=True

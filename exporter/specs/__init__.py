@@ -6,10 +6,14 @@ from exporter.errors import SpecError, UnsupportedModelTypeError
 from exporter.specs.base import TEXT_INPUTS, VISION_INPUTS, InputSpec, ModelSpec
 from exporter.specs.decoders import SPECS as _DECODER_SPECS
 from exporter.specs.encoders import SPECS as _ENCODER_SPECS
+from exporter.specs.multimodal import SPECS as _MULTIMODAL_SPECS
+from exporter.specs.vision import SPECS as _VISION_SPECS
 
 __all__ = ["SPECS", "TEXT_INPUTS", "VISION_INPUTS", "InputSpec", "ModelSpec", "get_spec", "register_spec"]
 
-SPECS: dict[str, ModelSpec] = {spec.model_type: spec for spec in (*_ENCODER_SPECS, *_DECODER_SPECS)}
+SPECS: dict[str, ModelSpec] = {
+    spec.model_type: spec for spec in (*_ENCODER_SPECS, *_VISION_SPECS, *_MULTIMODAL_SPECS, *_DECODER_SPECS)
+}
 
 
 def check_spec(spec: ModelSpec) -> None:

@@ -14,9 +14,11 @@ import torch
 
 # How a dummy tensor is made; see ``exporter.dummy_inputs``.
 InputKind = Literal[
-    "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask"
+    "ids", "mask", "token_types", "bbox", "pixels", "embeds", "positions", "decoder_ids", "decoder_mask",
+    "audio", "features", "pixel_mask",
 ]  # fmt: skip
-Modality = Literal["text", "vision"]
+#: ``multimodal`` models (CLIP, SigLIP) get the tasks of every modality transformers has a head for.
+Modality = Literal["text", "vision", "audio", "multimodal"]
 #: ``encoder``: one stack; ``decoder``: a causal LM with a key/value cache; ``encoder-decoder``: seq2seq with one.
 Family = Literal["encoder", "decoder", "encoder-decoder"]
 #: Rounding of float32 grows with the activations' scale, not with each element's own value: a tiny T5
@@ -24,6 +26,7 @@ Family = Literal["encoder", "decoder", "encoder-decoder"]
 #: outputs by whole percents, far beyond it.
 DEFAULT_RTOL = 1e-4
 DummyFactory = Callable[[Any, Mapping[str, int], torch.Generator], dict[str, torch.Tensor]]
+ModelHook = Callable[[torch.nn.Module], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,8 +39,10 @@ class InputSpec:
     @property
     def dynamic_axes(self) -> dict[int, str]:
         """Axes that vary at run time, by position, named as ONNX consumers expect."""
-        if self.kind == "pixels":
+        if self.kind in ("pixels", "features", "pixel_mask"):  # images, and log-mel frames of a fixed length (Whisper)
             return {0: "batch_size"}
+        if self.kind == "audio":
+            return {0: "batch_size", 1: "audio_sequence_length"}
         if self.kind in ("decoder_ids", "decoder_mask"):
             return {0: "batch_size", 1: "decoder_sequence_length"}
         return {0: "batch_size", 1: "sequence_length"}
@@ -80,6 +85,11 @@ class ModelSpec:
         family: ``decoder`` and ``encoder-decoder`` models also get the ``-with-past`` tasks; an
             ``encoder-decoder`` one is split into ``encoder_model`` / ``decoder_model`` /
             ``decoder_with_past_model`` graphs for ``seq2seq-lm-with-past`` and ``default-with-past``.
+        prepare_model: rewrites the loaded model in place before export, keeping its math exactly
+            (Bloom's GeLU is an ``autograd.Function`` TorchScript cannot trace: its forward function is).
+        not_exportable: why no task of this type can be exported on the installed torch/transformers
+            (``exporter features`` and the support table show it; the CLI refuses with exit 4).
+        task_not_exportable: the same, per task.
         ids_end_with_eos: dummy token ids end with ``config.eos_token_id`` (BART-style classification
             heads pool the hidden state at the ``</s>`` token and need exactly one per row).
     """
@@ -101,6 +111,9 @@ class ModelSpec:
     sequence_headroom: int = 0
     family: Family = "encoder"
     ids_end_with_eos: bool = False
+    prepare_model: ModelHook | None = None
+    not_exportable: str | None = None
+    task_not_exportable: Mapping[str, str] = field(default_factory=dict)
 
     def inputs_for(self, task: str) -> tuple[InputSpec, ...]:
         task = task.removesuffix("-with-past")

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from exporter.specs.base import DECODER_INPUTS, SEQ2SEQ_INPUTS, ModelSpec
 
 #: The seed list's causal LMs.
 SEED_DECODERS = ("gpt2", "gpt_neo", "gptj")
+#: Causal LMs of the old ``transformers.onnx`` list beyond the seed's: every head transformers has.
+OLD_DECODERS = ("bloom", "codegen")
 #: The seed list's seq2seq models.
 SEED_SEQ2SEQ = (
     "bart",
@@ -21,14 +25,45 @@ SEED_SEQ2SEQ = (
     "blenderbot",
     "blenderbot-small",
     "m2m_100",
+    "longt5",
     "marian",
     "mbart",
+    "mt5",
     "plbart",
     "t5",
 )
 #: Decoder LMs users ask for today: the language-model tasks (their classification heads are rarely exported).
-MODERN_DECODERS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "granite", "olmo2")
+MODERN_DECODERS = (
+    "falcon",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "gpt_neox",
+    "granite",
+    "llama",
+    "mistral",
+    "mixtral",
+    "olmo2",
+    "phi",
+    "phi3",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "qwen3_moe",
+    "smollm3",
+    "starcoder2",
+)
 _LM_TASKS = ("default", "causal-lm", "default-with-past", "causal-lm-with-past")
+
+
+def _bloom_gelu_as_function(model: torch.nn.Module) -> None:
+    """Bloom's GeLU calls an ``autograd.Function`` (for its hand-written backward), which TorchScript
+    cannot trace; its forward is the plain function ``bloom_gelu_forward``: the same math, traceable."""
+    from transformers.models.bloom import modeling_bloom
+
+    for module in model.modules():
+        if isinstance(module, modeling_bloom.BloomGelu):
+            module.forward = modeling_bloom.bloom_gelu_forward  # type: ignore[method-assign]
 
 
 def _seq2seq(model_type: str, **fields: Any) -> ModelSpec:
@@ -48,17 +83,26 @@ def _seq2seq(model_type: str, **fields: Any) -> ModelSpec:
 SPECS: list[ModelSpec] = [
     *(
         ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS)
-        for name in SEED_DECODERS
-        if name != "gpt_neo"
+        for name in (*SEED_DECODERS, *OLD_DECODERS)
+        if name not in ("gpt_neo", "bloom")
     ),
+    ModelSpec(model_type="bloom", family="decoder", inputs=DECODER_INPUTS, prepare_model=_bloom_gelu_as_function),
     # GPT-Neo slices its causal-mask buffer up to the key length (past + new tokens, at least 2 + 2):
     # its full length is another path.
     ModelSpec(model_type="gpt_neo", family="decoder", inputs=DECODER_INPUTS, sequence_headroom=2),
-    *(_seq2seq(name) for name in SEED_SEQ2SEQ if name not in ("m2m_100", "t5")),
+    *(_seq2seq(name) for name in SEED_SEQ2SEQ if name not in ("m2m_100", "t5", "longt5")),
     # T5 scales neither its attention scores nor its residual stream: activations before the final
     # RMS norm grow large, and the norm turns their float32 rounding into up to 1.2e-3 of an output
     # (initializer_factor=3); a wrong mask or cache moves outputs by far more (tests/…/test_tolerance.py).
     _seq2seq("t5", rtol=3e-3),
+    # LongT5's local attention pads the sequence to a multiple of its block and slices it back.
+    _seq2seq(
+        "longt5",
+        not_exportable=(
+            "torch.export finds no valid range for the sequence axis of its block-local attention "
+            "(Cannot create Dim with inconsistent min=0, max=-oo)"
+        ),
+    ),
     # M2M100's sinusoidal positions start after the padding index: two positions of the table are never used.
     _seq2seq("m2m_100", sequence_headroom=2),
     *(ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS, tasks=_LM_TASKS) for name in MODERN_DECODERS),

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from exporter.specs.base import TEXT_INPUTS, InputSpec, ModelSpec
 
-_DECODER = {"causal-lm": {"is_decoder": True, "use_cache": False}}
-
 TEXT_ENCODERS = (
     "albert",
     "bert",
     "camembert",
     "convbert",
     "data2vec-text",
+    "deberta",
+    "deberta-v2",
     "distilbert",
     "electra",
     "flaubert",
     "ibert",
     "mobilebert",
+    "rembert",
     "roberta",
     "roformer",
     "squeezebert",
@@ -29,17 +30,43 @@ TEXT_ENCODERS = (
     "xlm-roberta-xl",
 )
 VISION_ENCODERS = ("beit", "data2vec-vision", "deit", "vit")
+#: Sentence-embedding encoders of today's Hub: ``default`` is the ``last_hidden_state`` that
+#: sentence-transformers and transformers.js pool.
+EMBEDDING_ENCODERS = ("modernbert", "mpnet")
 
 SPECS: list[ModelSpec] = [
-    *(ModelSpec(model_type=name, config_overrides=_DECODER) for name in TEXT_ENCODERS if name != "mobilebert"),
+    # The causal-lm head is exported as the checkpoint is: causal when its config says ``is_decoder``,
+    # bidirectional otherwise, exactly what ``AutoModelForCausalLM.from_pretrained`` runs.
+    *(ModelSpec(model_type=name) for name in TEXT_ENCODERS if name != "mobilebert"),
     # BigBird falls back to full attention on short inputs; its block-sparse path needs sequences
     # longer than the ones validated here, and the fallback is what short inputs run.
-    ModelSpec(model_type="big_bird", config_overrides=_DECODER),
+    ModelSpec(model_type="big_bird"),
     # MobileBERT's trigram embedding slices the sequence: length 2 takes another path.
-    ModelSpec(model_type="mobilebert", config_overrides=_DECODER, axis_min={"sequence_length": 3}),
+    ModelSpec(model_type="mobilebert", axis_min={"sequence_length": 3}),
+    *(ModelSpec(model_type=name) for name in EMBEDDING_ENCODERS),
+    # Longformer's sliding-window attention chunks the sequence with sizes computed from the data:
+    # torch.export cannot guard them and the legacy tracer bakes one length in.
+    ModelSpec(
+        model_type="longformer",
+        not_exportable=(
+            "its sliding-window attention sizes its chunks from the data, which torch.export cannot trace "
+            "(data-dependent guard)"
+        ),
+    ),
     # LayoutLM reads one bounding box per token.
     ModelSpec(model_type="layoutlm", inputs=(*TEXT_INPUTS, InputSpec(name="bbox", kind="bbox"))),
+    # LayoutLMv3 reads the page too: boxes per token and the page's pixels.
+    ModelSpec(
+        model_type="layoutlmv3",
+        inputs=(*TEXT_INPUTS, InputSpec(name="bbox", kind="bbox"), InputSpec(name="pixel_values", kind="pixels")),
+    ),
     *(ModelSpec(model_type=name, modality="vision", atol=1e-4) for name in VISION_ENCODERS),
+    # ImageGPT reads an image as a sequence of colour-cluster ids.
+    ModelSpec(
+        model_type="imagegpt",
+        modality="vision",
+        inputs=(InputSpec(name="input_ids", kind="ids"), InputSpec(name="attention_mask", kind="mask")),
+    ),
     # Perceiver takes a single `inputs` argument: token ids for text heads, pixels for the image head.
     ModelSpec(
         model_type="perceiver",

@@ -19,7 +19,7 @@ from exporter.specs import SPECS, get_spec
 from exporter.user_spec import load_spec
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "custom_spec.py"
-TINY_MPNET = TINY_CONFIGS["bert"]  # mpnet takes the same small BERT-style sizes
+TINY_MEGATRON = TINY_CONFIGS["bert"]  # megatron-bert takes the same small BERT-style sizes
 
 
 @pytest.fixture(autouse=True)
@@ -37,27 +37,33 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _tiny_mpnet(path: Path) -> Path:
+def _tiny_megatron(path: Path) -> Path:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    config = AutoConfig.for_model("mpnet", architectures=["MPNetForSequenceClassification"], **TINY_MPNET)
+    config = AutoConfig.for_model(
+        "megatron-bert", architectures=["MegatronBertForSequenceClassification"], **TINY_MEGATRON
+    )
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
     return path
 
 
 @pytest.mark.slow
-def test_mpnet_example_exports_end_to_end(tmp_path: Path) -> None:
-    assert "mpnet" not in SPECS  # the point of the example: the exporter does not know it
-    checkpoint = _tiny_mpnet(tmp_path / "mpnet")
+def test_megatron_example_exports_end_to_end(tmp_path: Path) -> None:
+    assert "megatron-bert" not in SPECS  # the point of the example: the exporter does not know it
+    checkpoint = _tiny_megatron(tmp_path / "megatron-bert")
     out = tmp_path / "out"
     result = run_cli(
-        "export", "--spec", f"{EXAMPLE}:MPNET", "--model", str(checkpoint), "--task", "sequence-classification",
+        "export", "--spec", f"{EXAMPLE}:MEGATRON", "--model", str(checkpoint), "--task", "sequence-classification",
         "--json", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert (report["status"], report["model_type"], report["task"]) == ("passed", "mpnet", "sequence-classification")
+    assert (report["status"], report["model_type"], report["task"]) == (
+        "passed",
+        "megatron-bert",
+        "sequence-classification",
+    )
     assert [fmt["format"] for fmt in report["formats"]] == ["onnx", "torchscript"]
     assert all(fmt["passed"] for fmt in report["formats"])
 
@@ -74,8 +80,8 @@ def test_fully_custom_example_exports(tmp_path: Path) -> None:
 
 
 def test_register_spec_api() -> None:
-    spec = load_spec(f"{EXAMPLE}:MPNET")
-    assert get_spec("mpnet") is spec
+    spec = load_spec(f"{EXAMPLE}:MEGATRON")
+    assert get_spec("megatron-bert") is spec
     with pytest.raises(SpecError, match="exists"):
         register_spec(spec)  # built-in and registered specs are not shadowed by accident
     assert register_spec(spec, replace=True) is spec
@@ -83,7 +89,7 @@ def test_register_spec_api() -> None:
 
 def test_malformed_spec_file_exits_7_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad_spec.py"
-    bad.write_text("BROKEN = {'model_type': 'mpnet'}  # a dict, not an exporter.ModelSpec\n")
+    bad.write_text("BROKEN = {'model_type': 'megatron-bert'}  # a dict, not an exporter.ModelSpec\n")
     result = run_cli("export", "--spec", f"{bad}:BROKEN", "--model", str(tmp_path), str(tmp_path / "out"))
     assert result.returncode == SpecError.exit_code == 7
     lines = result.stderr.strip().splitlines()

@@ -56,8 +56,8 @@ def test_unknown_model_type(tmp_path: Path) -> None:
 def test_known_to_transformers_but_not_supported(tmp_path: Path) -> None:
     from transformers import AutoConfig
 
-    AutoConfig.for_model("mpnet", hidden_size=32).save_pretrained(tmp_path)
-    with pytest.raises(UnsupportedModelTypeError, match="'mpnet' is not supported"):
+    AutoConfig.for_model("megatron-bert", hidden_size=32).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelTypeError, match="'megatron-bert' is not supported"):
         load(_request(tmp_path))
 
 

@@ -22,10 +22,14 @@ SEED_TASKS = {
 
 
 WITH_PAST_TASKS = {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+#: The other features of transformers 4.38's ``FeaturesManager`` (issue 11).
+OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "image-segmentation", "object-detection", "speech2seq-lm"}
+#: Tasks of today's Hub families: CLIP/SigLIP, Wav2Vec2/HuBERT.
+MODERN_TASKS = {"zero-shot-image-classification", "audio-classification", "ctc"}
 
 
-def test_task_names_are_the_seed_names() -> None:
-    assert set(TASKS) == SEED_TASKS | WITH_PAST_TASKS
+def test_task_names_are_the_old_feature_names() -> None:
+    assert set(TASKS) == SEED_TASKS | WITH_PAST_TASKS | OLD_FEATURES | MODERN_TASKS
     assert {name for name, task in TASKS.items() if task.with_past} == WITH_PAST_TASKS
     assert TASKS["seq2seq-lm-with-past"].base == "seq2seq-lm"
 
@@ -69,6 +73,15 @@ def test_infer_task_unknown_head() -> None:
         infer_task("bert", ["BertForPreTraining"], supported_tasks(get_spec("bert")))
 
 
+def test_not_exportable_types_have_no_tasks_and_a_reason() -> None:
+    from exporter.support import not_exportable
+
+    for name in ("longformer", "longt5"):
+        assert supported_tasks(get_spec(name)) == ()
+        assert not_exportable(get_spec(name))["*"]
+        assert f"| `{name}` | every task |" in support_table_markdown()
+
+
 def test_vision_models_get_no_text_heads() -> None:
     assert supported_tasks(get_spec("vit")) == ("default", "image-classification")
 
@@ -86,3 +99,53 @@ def test_support_table_lists_every_architecture() -> None:
     table = support_table_markdown()
     for model_type in support_matrix():
         assert f"| `{model_type}` |" in table
+
+
+def test_multiple_choice_for_every_type_transformers_has_a_head_for() -> None:
+    """4.38 registered multiple-choice for 20 types; those still in transformers (longformer aside) have it."""
+    old = {
+        "albert", "bert", "big_bird", "camembert", "convbert", "data2vec-text", "deberta-v2", "distilbert",
+        "electra", "flaubert", "ibert", "mobilebert", "rembert", "roberta", "roformer", "squeezebert", "xlm",
+        "xlm-roberta",
+    }  # fmt: skip
+    matrix = support_matrix()
+    assert {name for name in old if "multiple-choice" in matrix[name]} == old
+
+
+def test_missing_old_types_are_supported() -> None:
+    """The types of transformers 4.38's list the seed lacked (issue 11), by task."""
+    matrix = support_matrix()
+    expected = {
+        "deberta": "question-answering",
+        "deberta-v2": "multiple-choice",
+        "bloom": "causal-lm-with-past",
+        "codegen": "causal-lm-with-past",
+        "mt5": "seq2seq-lm-with-past",
+        "rembert": "causal-lm",
+        "resnet": "image-classification",
+        "convnext": "image-classification",
+        "swin": "image-classification",
+        "levit": "image-classification",
+        "mobilenet_v1": "image-classification",
+        "mobilenet_v2": "semantic-segmentation",
+        "mobilevit": "semantic-segmentation",
+        "poolformer": "image-classification",
+        "segformer": "semantic-segmentation",
+        "yolos": "object-detection",
+        "layoutlmv3": "token-classification",
+        "imagegpt": "image-classification",
+        "whisper": "speech2seq-lm",
+        "clip": "zero-shot-image-classification",
+    }
+    assert {name: task for name, task in expected.items() if task in matrix.get(name, ())} == expected
+
+
+def test_modern_families_are_supported() -> None:
+    matrix = support_matrix()
+    for name in ("mpnet", "modernbert"):
+        assert "default" in matrix[name]
+    assert "image-classification" in matrix["dinov2"]
+    assert {"audio-classification", "ctc"} <= set(matrix["wav2vec2"]) & set(matrix["hubert"])
+    assert "zero-shot-image-classification" in matrix["siglip"]
+    decoders = ("gpt_neox", "phi", "falcon", "gemma", "starcoder2", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe")
+    assert all("causal-lm-with-past" in matrix[name] for name in decoders)

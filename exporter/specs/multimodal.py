@@ -1,0 +1,47 @@
+"""Specs of speech and image-text models: Whisper, Wav2Vec2/HuBERT, CLIP/SigLIP.
+
+Speech encoders take raw audio (``input_values``, a ``batch × audio_sequence`` float tensor);
+Whisper takes log-mel frames of the fixed length its encoder was built for (``input_features``,
+dynamic in the batch only) and decoder ids. CLIP and SigLIP take text and pixels together.
+"""
+
+from __future__ import annotations
+
+from exporter.specs.base import InputSpec, ModelSpec
+
+_AUDIO = (InputSpec(name="input_values", kind="audio"),)
+_IMAGE_TEXT = (
+    InputSpec(name="input_ids", kind="ids"),
+    InputSpec(name="attention_mask", kind="mask"),
+    InputSpec(name="pixel_values", kind="pixels"),
+)
+_WHISPER = (
+    InputSpec(name="input_features", kind="features"),
+    InputSpec(name="decoder_input_ids", kind="decoder_ids"),
+)
+#: Raw-audio encoders: the bare model, audio classification, CTC.
+SPEECH_ENCODERS = ("hubert", "wav2vec2")
+#: Zero-shot image classifiers: image and text embeddings, and the logits between them.
+IMAGE_TEXT = ("clip", "siglip")
+
+SPECS: list[ModelSpec] = [
+    # The feature encoder's convolutions need a few frames' worth of samples (0.1 s at 16 kHz).
+    *(
+        ModelSpec(model_type=name, modality="audio", inputs=_AUDIO, axis_min={"audio_sequence_length": 1600})
+        for name in SPEECH_ENCODERS
+    ),
+    *(
+        ModelSpec(
+            model_type=name,
+            modality="multimodal",
+            inputs=_IMAGE_TEXT,
+            tasks=("default", "zero-shot-image-classification"),
+            # The towers' own outputs (``text_model_output`` …) are nested outputs, left out.
+            output_names=("logits_per_image", "logits_per_text", "text_embeds", "image_embeds"),
+        )
+        for name in IMAGE_TEXT
+    ),
+    # The decoder's first step in one graph; the with-past split (encoder + merged decoder) follows
+    # the seq2seq layout of the client-layout issue.
+    ModelSpec(model_type="whisper", modality="audio", inputs=_WHISPER, tasks=("default", "speech2seq-lm")),
+]
