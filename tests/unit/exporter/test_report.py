@@ -138,3 +138,13 @@ def test_report_reader_refuses_non_json() -> None:
         Report.from_json(b"\xff{")
     with pytest.raises(ReportError, match="not a JSON object"):
         Report.from_json("[]")
+
+
+def test_the_method_that_made_a_file_is_kept_and_shown(tmp_path: Path) -> None:
+    report = _report(tmp_path, atol=1e-2)
+    made = report.model_copy(update={"formats": [report.formats[0].model_copy(update={"method": "transformers"})]})
+
+    assert Report.from_json(made.to_json()).formats[0].method == "transformers"
+    assert "(made by: transformers' ONNX exporter (torch.export))" in made.to_markdown()
+    assert "made by" not in report.to_markdown()  # reports written before the field: nothing claimed
+    assert Report.from_json(report.to_json()).formats[0].method is None
