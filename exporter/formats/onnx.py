@@ -102,10 +102,11 @@ class OnnxFormat:
         data = path.with_name(path.name + "_data")
         data.unlink(missing_ok=True)
         if method == "torchscript":
+            # No stack traces or doc strings to strip: this exporter writes none (verbose=False).
             _export_torchscript(trace if trace is not None else model, context, path)
         else:
             _export_transformers(model, context, path, data)
-        strip_onnx(path)
+            strip_onnx(path)
         try:
             onnx.checker.check_model(str(path))  # by path: works past 2 GiB
         except onnx.checker.ValidationError as e:

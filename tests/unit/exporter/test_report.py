@@ -174,3 +174,13 @@ def test_a_failing_variant_fails_the_report(tmp_path: Path) -> None:
     ]
     assert Report.from_json(failing.to_json()) == failing
     assert "| q8 | `model_quantized.onnx` |" in failing.to_markdown()
+
+
+def test_the_method_that_made_a_file_is_kept_and_shown(tmp_path: Path) -> None:
+    report = _report(tmp_path, atol=1e-2)
+    made = report.model_copy(update={"formats": [report.formats[0].model_copy(update={"method": "transformers"})]})
+
+    assert Report.from_json(made.to_json()).formats[0].method == "transformers"
+    assert "(made by: transformers' ONNX exporter (torch.export))" in made.to_markdown()
+    assert "made by" not in report.to_markdown()  # reports written before the field: nothing claimed
+    assert Report.from_json(report.to_json()).formats[0].method is None
