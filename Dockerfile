@@ -4,7 +4,12 @@
 #       -e EXPORT_BOT_OPERATOR_TOKEN=... hub-exporter-bot
 # It listens on 0.0.0.0 (the container's port); without EXPORT_BOT_OPERATOR_TOKEN the operators' pages
 # answer nobody from outside (only direct loopback clients). /healthz stays open.
-FROM python:3.11-slim
+#
+# Without a registry (no Docker Hub, no PyTorch index): scripts/build-image.sh builds a Debian base
+# with debootstrap (scripts/build-base-image.sh) and passes BASE_IMAGE, TORCH_INDEX_URL and pip's
+# settings as build arguments; docs/sandbox.md.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 # bubblewrap: the default sandbox; util-linux: prlimit (memory and file-size limits).
 RUN apt-get update \
@@ -12,7 +17,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# Where torch's CPU wheel comes from; pip's own settings (PIP_FIND_LINKS, PIP_CERT...) only for the build.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
+RUN pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

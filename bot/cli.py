@@ -63,10 +63,12 @@ def serve(
     """Serve the webhook endpoint (and, by default, one in-process worker)."""
     import uvicorn
 
-    from bot.runtime import open_settings_store
+    from bot.runtime import open_settings_store, preflight_sandbox
     from bot.web.app import create_app
 
     settings = _settings(settings_file, debug)
+    if workers > 0:
+        preflight_sandbox(settings)
     store = open_settings_store(settings)
     # The bot writes the access log itself, with query values (a ?secret=) redacted: bot.web.access_log.
     uvicorn.run(create_app(settings, store, workers=workers), host=host, port=port, log_level="info", access_log=False)
@@ -84,9 +86,10 @@ def worker(
     """
     import threading
 
-    from bot.runtime import open_settings_store, start_workers
+    from bot.runtime import open_settings_store, preflight_sandbox, start_workers
 
     settings = _settings(settings_file, debug)
+    preflight_sandbox(settings)
     store = open_settings_store(settings)
     pool = start_workers(settings, store, concurrency)
     stopping = threading.Event()

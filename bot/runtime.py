@@ -11,7 +11,7 @@ from bot.jobs.backends import backend_for, open_store
 from bot.jobs.model import JobStore, RetryPolicy
 from bot.jobs.worker import Worker, WorkerPool
 from bot.pipeline.flow import JobPipeline
-from bot.sandbox import make_runner
+from bot.sandbox import SandboxRunner, make_runner, preflight
 from bot.settings import BotSettings
 
 
@@ -29,12 +29,24 @@ def open_settings_store(settings: BotSettings) -> JobStore:
     return open_store(settings.store_url, retry_policy(settings))
 
 
+def sandbox_runner(settings: BotSettings) -> SandboxRunner:
+    """The settings' sandbox backend; :class:`~bot.errors.SandboxUnavailableError` if its tools are missing."""
+    return make_runner(
+        settings.sandbox, image=settings.container_image, container_cli=settings.container_cli, check=True
+    )
+
+
+def preflight_sandbox(settings: BotSettings) -> None:
+    """Fail at start, in one line (exit 4), when the chosen sandbox cannot run a command here."""
+    preflight(sandbox_runner(settings))
+
+
 def build_worker(settings: BotSettings, store: JobStore | None = None) -> Worker:
     """A worker wired from settings: store, Hub client, sandbox runner, pipeline."""
     store = store or open_settings_store(settings)
     set_hub_timeout(settings.hub_timeout)
     hub = HubClient(endpoint=settings.hf_endpoint, token=settings.token(), bot_user=settings.bot_user)
-    pipeline = JobPipeline(settings, hub, make_runner(settings.sandbox, docker_image=settings.docker_image, check=True))
+    pipeline = JobPipeline(settings, hub, sandbox_runner(settings))
     return Worker(
         store,
         pipeline.run,

@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 SETTINGS_FILE_ENV = "EXPORT_BOT_SETTINGS_FILE"
-SandboxBackend = Literal["bwrap", "docker", "process"]
+SandboxBackend = Literal["bwrap", "container", "docker", "process"]
 GiB = 1 << 30
 
 
@@ -48,11 +48,22 @@ class BotSettings(BaseSettings):
     watched_branch: str = "main"
 
     sandbox: SandboxBackend = "bwrap"
-    docker_image: str = "hub-exporter-bot:latest"
+    # The container backend ("container", or its alias "docker"): the image, and the engine's command
+    # with its global flags, e.g. "podman --runtime runc --cgroup-manager=cgroupfs" (docs/sandbox.md).
+    container_image: str = Field(
+        default="hub-exporter-bot:latest",
+        validation_alias=AliasChoices(
+            "EXPORT_BOT_CONTAINER_IMAGE", "EXPORT_BOT_DOCKER_IMAGE", "container_image", "docker_image"
+        ),
+    )
+    container_cli: str = "docker"
     max_checkpoint_bytes: int = Field(default=4 * GiB, gt=0)
     export_timeout: float = Field(default=1800.0, gt=0)
     memory_bytes: int = Field(default=16 * GiB, gt=0)
     sandbox_threads: int = Field(default=2, ge=1)
+    # Processes and threads at once in one export, and the size of its private /tmp (docs/sandbox.md).
+    sandbox_max_processes: int = Field(default=512, ge=16)
+    sandbox_tmp_bytes: int = Field(default=1 * GiB, gt=0)
 
     hub_timeout: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, gt=0)

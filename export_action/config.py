@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export_action.errors import InputError
+from exporter import variants
+from exporter.errors import UsageError
 from exporter.loading import looks_like_repo_id
 
 #: Files above this go through Git LFS. GitHub's blob API refuses requests from about 25 MB (base64
@@ -37,7 +39,9 @@ class ActionConfig:
     task: str | None = None
     opset: int | None = None
     atol: float | None = None
+    rtol: float | None = None
     formats: tuple[str, ...] = FORMATS
+    dtypes: tuple[str, ...] = ("fp32",)
     output_dir: Path
     open_pr: bool = True
     pr_branch: str
@@ -116,7 +120,9 @@ class ActionConfig:
             task=get("INPUT_TASK"),
             opset=parse_opset(get("INPUT_OPSET")),
             atol=parse_atol(get("INPUT_ATOL")),
+            rtol=parse_tolerance("rtol", get("INPUT_RTOL")),
             formats=formats,
+            dtypes=parse_dtypes(get("INPUT_DTYPES")),
             output_dir=output_dir,
             open_pr=open_pr,
             pr_branch=parse_branch(get("INPUT_PR_BRANCH") or f"exporter/{slug}"),
@@ -168,15 +174,20 @@ def parse_opset(value: str | None) -> int | None:
 
 
 def parse_atol(value: str | None) -> float | None:
+    return parse_tolerance("atol", value)
+
+
+def parse_tolerance(name: str, value: str | None) -> float | None:
+    """``atol`` or ``rtol``: a finite number >= 0, ``None`` when empty (the per-task default)."""
     if value is None:
         return None
     try:
-        atol = float(value)
+        tolerance = float(value)
     except ValueError:
-        raise InputError(f"input 'atol': {value!r} is not a number (e.g. 1e-4)") from None
-    if not math.isfinite(atol) or atol < 0:
-        raise InputError(f"input 'atol': {value!r} must be a finite number >= 0")
-    return atol
+        raise InputError(f"input '{name}': {value!r} is not a number (e.g. 1e-4)") from None
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise InputError(f"input '{name}': {value!r} must be a finite number >= 0")
+    return tolerance
 
 
 def parse_formats(value: str | None) -> tuple[str, ...]:
@@ -187,6 +198,18 @@ def parse_formats(value: str | None) -> tuple[str, ...]:
     if unknown or not names:
         raise InputError(f"input 'formats': {value!r} must be a comma-separated subset of {', '.join(FORMATS)}")
     return tuple(dict.fromkeys(names))
+
+
+def parse_dtypes(value: str | None) -> tuple[str, ...]:
+    """``fp32,q8`` → ``("fp32", "q8")``; empty: fp32 alone. fp32 is always built (the others derive from it)."""
+    if value is None:
+        return ("fp32",)
+    try:
+        return variants.parse_dtypes(value.replace("\n", ","))
+    except UsageError:
+        raise InputError(
+            f"input 'dtypes': {value!r} must be a comma-separated subset of {', '.join(variants.DTYPES)}"
+        ) from None
 
 
 def parse_branch(value: str) -> str:

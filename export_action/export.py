@@ -55,10 +55,13 @@ def exporter_command(config: ActionConfig) -> list[str]:
         "--task": config.task,
         "--opset": config.opset,
         "--atol": config.atol,
+        "--rtol": config.rtol,
     }
     for option, value in optional.items():
         if value is not None:
             command += [option, str(value)]
+    if "onnx" in config.formats and config.dtypes != ("fp32",):
+        command += ["--dtypes", ",".join(config.dtypes)]
     return [*command, "--formats", ",".join(config.formats), str(config.output_dir)]
 
 

@@ -9,8 +9,10 @@ and the ONNX Runtime docs list axes as ``batch_size``, ``sequence_length``,
 This pass runs after the export, whatever exporter wrote the file: each input's symbolic
 dimensions get the component's axis names (:mod:`exporter.dummy_inputs`); each output's symbol, or
 sum of symbols, is rewritten through the same symbol → name table, past lengths first
-(``s1 + s70`` → ``past_sequence_length + sequence_length``). A symbolic output dimension that no
-input explains keeps its symbol, except dimension 0, which is the batch in every graph exported here.
+(``s1 + s70`` → ``past_sequence_length + sequence_length``). Where the exporter wrote output
+dimensions unrelated to the inputs (the TorchScript-based exporter's ``<Op><output>_dim_1``), ONNX
+Runtime's symbolic shape inference derives them from the named inputs. A symbolic output dimension
+that nothing explains keeps its symbol, except dimension 0, which is the batch in every graph here.
 Fixed dimensions stay numbers.
 """
 
@@ -30,8 +32,36 @@ def name_axes(path: Path, dynamic_axes: AxisNames) -> None:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    name_graph_axes(model.graph, dynamic_axes)
+    symbols = name_graph_axes(model.graph, dynamic_axes)
+    if any(not _explained(dim.dim_param, symbols) for value in model.graph.output for dim in _dims(value)):
+        _infer_output_axes(model, symbols)
     onnx.save(model, str(path))
+
+
+def _explained(dim_param: str, symbols: Mapping[str, str]) -> bool:
+    names = set(symbols.values())
+    return not dim_param or all(term.strip() in names for term in dim_param.split("+"))
+
+
+def _infer_output_axes(model: Any, symbols: Mapping[str, str]) -> None:
+    """Name output dimensions the exporter left unrelated to the inputs (the TorchScript-based exporter
+    writes ``<Op><output>_dim_<i>``), by ONNX Runtime's symbolic shape inference from the named inputs."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for value in probe.graph.output:
+        value.type.tensor_type.ClearField("shape")
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(probe, auto_merge=True)
+    except Exception:  # an op it does not know: the names stay as the exporter wrote them
+        return
+    shapes = {value.name: _dims(value) for value in inferred.graph.output}
+    for value in model.graph.output:
+        for dim, found in zip(_dims(value), shapes.get(value.name, []), strict=False):
+            if dim.dim_param and not _explained(dim.dim_param, symbols) and _explained(found.dim_param, symbols):
+                dim.dim_param = output_axis(found.dim_param, symbols, 1)
 
 
 def name_graph_axes(graph: Any, dynamic_axes: AxisNames) -> dict[str, str]:
@@ -53,11 +83,10 @@ def name_graph_axes(graph: Any, dynamic_axes: AxisNames) -> dict[str, str]:
 def output_axis(expression: str, symbols: Mapping[str, str], position: int) -> str:
     """The name of an output dimension written as ``expression`` (a symbol or a sum of them)."""
     terms = [term.strip() for term in expression.split("+")]
-    if all(term in symbols for term in terms):
-        names = [symbols[term] for term in terms]
+    known = set(symbols.values())
+    if all(term in symbols or term in known for term in terms):
+        names = [symbols.get(term, term) for term in terms]
         return " + ".join(sorted(names, key=lambda name: (not name.startswith("past_"), name)))
-    if expression in symbols.values():
-        return expression
     return BATCH if position == 0 else expression
 
 

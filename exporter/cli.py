@@ -88,7 +88,18 @@ def export(
     task: Annotated[str, typer.Option("--task", "-t", help="Task, or 'auto' to infer it.")] = "auto",
     opset: Annotated[int, typer.Option(min=14, max=23, help="ONNX opset.")] = 18,
     atol: Annotated[float | None, typer.Option(min=0.0, help="Absolute tolerance (default: per task).")] = None,
+    rtol: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Relative tolerance, per element: atol + rtol·|reference| (default: per task)."),
+    ] = None,
     formats: Annotated[str, typer.Option(help="Comma-separated: onnx, torchscript.")] = "onnx,torchscript",
+    dtypes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated ONNX variants: fp32 (model.onnx), fp16 (model_fp16.onnx), "
+            "q8 (model_quantized.onnx), q4 (model_q4.onnx); fp32 is always built."
+        ),
+    ] = "fp32",
     spec: Annotated[str | None, typer.Option(help="User spec for an unknown architecture: path.py:Name.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow the checkpoint's own Python code.")] = False,
     quiet: QuietOption = False,
@@ -99,6 +110,7 @@ def export(
     from exporter.formats import parse_formats
     from exporter.run import ExportRequest, run_export
     from exporter.user_spec import load_spec
+    from exporter.variants import parse_dtypes
 
     started = time.perf_counter()
     show = not quiet and not json_output
@@ -113,7 +125,9 @@ def export(
         task=task,
         opset=opset,
         atol=atol,
+        rtol=rtol,
         formats=parse_formats(formats),
+        dtypes=parse_dtypes(dtypes),
         trust_remote_code=trust_remote_code,
         token=os.environ.get("HF_TOKEN") or None,
     )
@@ -149,6 +163,9 @@ def _finish(report: Report, output_dir: Path, json_output: bool, quiet: bool, se
     )
     for fmt in report.formats:
         err.print(f"  {fmt.label}: {fmt.note}")
+    for variant in report.variants:
+        mark = "passed" if variant.passed else "failed"
+        err.print(f"  {variant.dtype} {variant.file}: {mark} ({variant.figures_text()})")
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 The exporter writes, per *component* (``model``, or ``encoder_model`` / ``decoder_model_merged`` …):
 
-* ONNX: ``<component>.onnx``, its weights ``<component>.onnx_data`` when large;
+* ONNX: ``<component>.onnx``, its weights ``<component>.onnx_data`` when large; the dtype variants
+  ``<component>_fp16.onnx``, ``<component>_quantized.onnx`` (q8), ``<component>_q4.onnx`` and their
+  ``…onnx_data`` (:mod:`exporter.variants`);
 * TorchScript: ``<component>.pt``;
 * ``report.json`` and ``report.md``.
 
@@ -15,8 +17,13 @@ from __future__ import annotations
 
 #: Graphs an export can hold, by file stem.
 COMPONENTS = ("model", "encoder_model", "decoder_model", "decoder_with_past_model", "decoder_model_merged")
+#: What a dtype variant adds to a component's stem (``model`` → ``model_quantized``), fp32 first.
+DTYPE_SUFFIXES = {"fp32": "", "fp16": "_fp16", "q8": "_quantized", "q4": "_q4"}
 #: Suffix of each format's files (the first is the graph itself).
-FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {"onnx": (".onnx", ".onnx_data"), "torchscript": (".pt",)}
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "onnx": tuple(f"{dtype}{ext}" for dtype in DTYPE_SUFFIXES.values() for ext in (".onnx", ".onnx_data")),
+    "torchscript": (".pt",),
+}
 #: Folder of each format in a repository laid out for the clients.
 FORMAT_FOLDERS = {"onnx": "onnx", "torchscript": "torchscript"}
 REPORT_FILES = ("report.json", "report.md")

@@ -11,11 +11,15 @@
       "shapes": [{"batch_size": 2, "sequence_length": 16}, {"batch_size": 3, "sequence_length": 11}],
       "formats": [
         {"format": "onnx", "component": "model", "file": "model.onnx", "passed": true, "note": "...",
-         "generalizes": true,
+         "method": "torchscript", "generalizes": true,
          "checks": [
            {"shape": {...}, "passed": true, "error": null,
             "outputs": [{"name": "logits", "shape": [2, 2], "reference_shape": [2, 2],
-                         "max_abs_diff": 1e-7, "max_rel_diff": 3e-7, "atol": 1e-4, "passed": true}]}]}],
+                         "max_abs_diff": 1e-7, "max_rel_diff": 3e-7, "atol": 1e-4, "rtol": 1e-5,
+                         "passed": true}]}]}],
+      "variants": [
+        {"dtype": "q8", "component": "model", "file": "model_quantized.onnx", "criterion": "...",
+         "figures": {"cosine": 0.9998, "top1_agreement": 1.0}, "passed": true, "error": null}],
       "files": [{"path": "model.onnx", "bytes": 123, "sha256": "..."}],
       "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
       "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...}
@@ -29,7 +33,10 @@ A shape names every dynamic axis the component has, as the graphs name them: ``b
 ``sequence_length``, plus ``decoder_sequence_length`` (decoder tokens) and ``past_sequence_length``
 (tokens in the cache) where it has them (a seq2seq decoder's: ``encoder_sequence_length``,
 ``past_decoder_sequence_length``);
-the top-level ``shapes`` are the union over the components. (``component`` was added in schema 1
+the top-level ``shapes`` are the union over the components. An output passes when every element is
+within ``atol + rtol·|reference|``. ``variants`` (``--dtypes``; added in schema 1 with an empty
+default) judges each fp16/q8/q4 file with its own criterion (:mod:`exporter.agreement`); a failing
+one fails the report. (``component`` was added in schema 1
 without a version bump: readers that ignore it see one entry per file, as before.)
 """
 
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +73,8 @@ class OutputCheck(_Data):
     max_abs_diff: float
     max_rel_diff: float
     atol: float
+    #: Passed means ``|actual - reference| <= atol + rtol * |reference|`` for every element.
+    rtol: float = 0.0
     passed: bool
 
 
@@ -85,6 +95,9 @@ class FormatResult(_Data):
     checks: list[ShapeCheck]
     note: str = ""
     component: str = "model"
+    #: How the file was made: ``torchscript`` / ``transformers`` for ONNX (see
+    #: :mod:`exporter.formats.onnx`), ``trace`` for TorchScript; ``None`` in reports written before.
+    method: str | None = None
 
     @property
     def label(self) -> str:
@@ -99,6 +112,22 @@ class FormatResult(_Data):
     def generalizes(self) -> bool:
         """True when it also matches eager PyTorch on a shape other than the first (the export shape)."""
         return any(check.passed for check in self.checks[1:])
+
+
+class VariantResult(_Data):
+    """One dtype variant (``model_quantized.onnx`` …) judged against eager PyTorch with its own criterion."""
+
+    dtype: str
+    component: str
+    file: str
+    criterion: str
+    #: The measured figures: ``top1_agreement``, ``cosine`` (q8/q4), ``max_abs_diff`` / ``max_rel_diff`` (fp16).
+    figures: dict[str, float]
+    passed: bool
+    error: str | None = None
+
+    def figures_text(self) -> str:
+        return ", ".join(f"{key} {value:.4g}" for key, value in self.figures.items()) or "—"
 
 
 class FileEntry(_Data):
@@ -129,13 +158,16 @@ class Report(_Data):
     export_shape: dict[str, int]
     shapes: list[dict[str, int]]
     formats: list[FormatResult] = []
+    #: dtype variants beyond fp32 (``--dtypes``), each with the criterion it passed or failed.
+    variants: list[VariantResult] = []
     files: list[FileEntry] = []
     versions: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
 
     @property
     def status(self) -> Status:
-        return "passed" if self.formats and all(f.passed for f in self.formats) else "failed"
+        formats_pass = bool(self.formats) and all(f.passed for f in self.formats)
+        return "passed" if formats_pass and all(v.passed for v in self.variants) else "failed"
 
     def failures(self, limit: int | None = None) -> list[str]:
         """One line per failing check, e.g. ``onnx batch=3,sequence=11 logits: max_abs_diff 0.2 > atol 1e-4``."""
@@ -151,7 +183,11 @@ class Report(_Data):
                     if out.shape != out.reference_shape:
                         lines.append(f"{where} {out.name}: shape {out.shape}, expected {out.reference_shape}")
                     else:
-                        lines.append(f"{where} {out.name}: max_abs_diff {out.max_abs_diff:.3g} > atol {out.atol:g}")
+                        lines.append(f"{where} {out.name}: {_exceeded(out)}")
+        for variant in self.variants:
+            if not variant.passed:
+                why = variant.error or f"{variant.figures_text()}; needs {variant.criterion}"
+                lines.append(f"{variant.dtype} {variant.file}: {why}")
         if not self.formats:
             lines.append("no format was validated")
         return lines[:limit] if limit is not None else lines
@@ -222,6 +258,24 @@ class Report(_Data):
         return cls.from_json(raw)
 
 
+#: ``FormatResult.method`` in words.
+METHOD_TEXT = {
+    "torchscript": "torch.onnx, TorchScript-based",
+    "transformers": "transformers' ONNX exporter (torch.export)",
+    "trace": "torch.jit.trace",
+}
+
+
+def _exceeded(out: OutputCheck) -> str:
+    """``max_abs_diff 0.2 > atol 1e-4``, with the ``rtol`` term when it is set."""
+    if not out.rtol:
+        return f"max_abs_diff {out.max_abs_diff:.3g} > atol {out.atol:g}"
+    return (
+        f"max_abs_diff {out.max_abs_diff:.3g} (max_rel_diff {out.max_rel_diff:.3g}) "
+        f"> atol {out.atol:g} + rtol {out.rtol:g}·|reference|"
+    )
+
+
 def _shape_text(shape: dict[str, int]) -> str:
     return ",".join(f"{key}={value}" for key, value in shape.items())
 
@@ -246,20 +300,38 @@ def render_markdown(report: Report) -> str:
         + f" ({report.architecture}), exported at {_shape_text(report.export_shape)}, "
         f"validated against eager PyTorch on {len(report.shapes)} shapes.",
         "",
-        "| format | shape | output | max abs diff | max rel diff | atol | result |",
-        "|---|---|---|---:|---:|---:|:---:|",
+        "| format | shape | output | max abs diff | max rel diff | atol | rtol | result |",
+        "|---|---|---|---:|---:|---:|---:|:---:|",
     ]
     for fmt in report.formats:
         for check in fmt.checks:
             if check.error:
-                lines.append(f"| {fmt.label} | {_shape_text(check.shape)} | — | — | — | — | ❌ {check.error} |")
+                lines.append(f"| {fmt.label} | {_shape_text(check.shape)} | — | — | — | — | — | ❌ {check.error} |")
             for out in check.outputs:
                 mark = "✅" if out.passed else "❌"
                 lines.append(
                     f"| {fmt.label} | {_shape_text(check.shape)} | `{out.name}` | {out.max_abs_diff:.2e} "
-                    f"| {out.max_rel_diff:.2e} | {out.atol:g} | {mark} |"
+                    f"| {out.max_rel_diff:.2e} | {out.atol:g} | {out.rtol:g} | {mark} |"
                 )
-    notes = [f"- **{fmt.label}**: {fmt.note}" for fmt in report.formats if fmt.note]
+    if report.variants:
+        sizes = {f.path: f.bytes for f in report.files}
+        lines += ["", "| dtype | file | size | criterion | measured | result |", "|---|---|---:|---|---|:---:|"]
+        shared = Counter((variant.dtype, variant.file) for variant in report.variants)
+        for variant in report.variants:
+            size = sum(b for path, b in sizes.items() if path in (variant.file, f"{variant.file}_data"))
+            mark = "✅" if variant.passed else f"❌ {variant.error}" if variant.error else "❌"
+            # the merged decoder's file holds two components: name the one checked
+            where = f" ({variant.component})" if shared[variant.dtype, variant.file] > 1 else ""
+            lines.append(
+                f"| {variant.dtype} | `{variant.file}`{where} | {_human_bytes(size)} | {variant.criterion} "
+                f"| {variant.figures_text()} | {mark} |"
+            )
+    notes = [
+        f"- **{fmt.label}**: {fmt.note}"
+        + (f" (made by: {METHOD_TEXT.get(fmt.method, fmt.method)})" if fmt.method else "")
+        for fmt in report.formats
+        if fmt.note
+    ]
     if notes:
         lines += ["", *notes]
     if report.files:

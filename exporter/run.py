@@ -19,16 +19,24 @@ from typing import Any
 import torch
 
 from exporter import dummy_inputs
+from exporter.agreement import build_and_check
 from exporter.axes import name_axes
 from exporter.components import Component, build_components
-from exporter.errors import ForwardFailedError, UnsupportedTaskError, ValidationFailedError, first_line
+from exporter.errors import (
+    ExportFailedError,
+    ForwardFailedError,
+    UnsupportedTaskError,
+    ValidationFailedError,
+    first_line,
+)
 from exporter.files import COMPONENTS, REPORT_FILES, export_file_names
 from exporter.formats import FORMATS, ExportContext
-from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD
+from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD, OnnxFormat
+from exporter.formats.torchscript import trace
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
 from exporter.merge import MERGED_FROM, merge_decoders
-from exporter.report import FileEntry, Report
+from exporter.report import FileEntry, FormatResult, Report, VariantResult
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
@@ -53,7 +61,10 @@ class ExportRequest:
     task: str = AUTO
     opset: int = DEFAULT_OPSET
     atol: float | None = None
+    rtol: float | None = None
     formats: tuple[str, ...] = ("onnx", "torchscript")
+    #: ONNX dtype variants (:mod:`exporter.variants`); ``fp32`` is the export itself.
+    dtypes: tuple[str, ...] = ("fp32",)
     trust_remote_code: bool = False
     token: str | None = field(default=None, repr=False)
     export_shape: Mapping[str, int] = field(default_factory=lambda: dict(dummy_inputs.EXPORT_SHAPE))
@@ -82,19 +93,30 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     with _timed(timings, "load", progress, f"Loading {request.model}"):
         loaded = load(request)
         parts = [(component, component_context(loaded, component, request)) for component in build_components(loaded)]
-    written: list[Path] = []
+    files: dict[tuple[str, str], list[Path]] = {}
+    methods: dict[tuple[str, str], str] = {}
+    traces = _SharedTraces(enabled={"onnx", "torchscript"} <= set(request.formats))
     for name in request.formats:
         with _timed(timings, name, progress, f"Exporting {name}"):
             for component, context in parts:
-                written += FORMATS[name].export(component.module, context)
-                if name == "onnx":
-                    name_axes(context.path(FORMATS[name].suffix), context.dynamic_axes)
-            if name == "onnx" and set(MERGED_FROM) <= {component.name for component, _ in parts}:
-                merged = merge_decoders(request.output_dir, request.external_data_threshold)
-                written = [path for path in written if path.exists()] + merged  # the split decoders are gone
+                key = (name, component.name)
+                files[key], methods[key] = export_format(name, component, context, traces)
+            if name == "onnx":
+                merge_split_decoders(parts, files)
+    del traces
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
+    rtol = request.rtol if request.rtol is not None else loaded.spec.rtol_for(loaded.task)
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
-        results = validate(parts, request.formats, request.validation_shapes, atol)
+        results = validate(parts, request.formats, request.validation_shapes, atol, rtol)
+    results = [result.model_copy(update={"method": methods[result.format, result.component]}) for result in results]
+    if "onnx" in request.formats:
+        results = retry_onnx(parts, results, files, request.validation_shapes, atol, rtol, timings)
+    written = [path for paths in files.values() for path in paths]
+    variants: list[VariantResult] = []
+    if "onnx" in request.formats and set(request.dtypes) - {"fp32"} and all(r.passed for r in results):
+        with _timed(timings, "variants", progress, f"Building and checking {', '.join(request.dtypes[1:])}"):
+            variants, built = build_and_check(parts, request.dtypes, request.validation_shapes)
+        written += built
     axes = {axis for _, context in parts for axes in context.dynamic_axes.values() for axis in axes.values()}
     report = Report(
         model=request.source_repo or loaded.checkpoint.source,
@@ -106,6 +128,7 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         export_shape=dummy_inputs.restrict_shape(request.export_shape, axes),
         shapes=[dummy_inputs.restrict_shape(shape, axes) for shape in request.validation_shapes],
         formats=results,
+        variants=variants,
         files=[FileEntry.of(request.output_dir, path) for path in written],
         versions=versions(request.opset),
         timings=timings,
@@ -114,6 +137,97 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     if report.status != "passed":
         raise ValidationFailedError(report)
     return report
+
+
+class _SharedTraces:
+    """One ``torch.jit.trace`` per component, shared by the TorchScript file and the ONNX export."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._traces: dict[str, Any] = {}
+
+    def get(self, component: Component, context: ExportContext) -> Any:
+        """The component's trace (made on first use), or ``None`` when not shared or not traceable."""
+        if not self.enabled:
+            return None
+        if component.name not in self._traces:
+            try:
+                self._traces[component.name] = trace(component.module, context)
+            except ExportFailedError:
+                self._traces[component.name] = None  # the TorchScript format reports it
+        return self._traces[component.name]
+
+
+def export_format(
+    name: str, component: Component, context: ExportContext, traces: _SharedTraces
+) -> tuple[list[Path], str]:
+    """Write one component in one format; the files and the method that made them (ONNX axes named)."""
+    if name == "onnx":
+        onnx = OnnxFormat()
+        start = onnx.methods.index(onnx.first_method(component.module, context))
+        shared = traces.get(component, context) if start == 0 else None
+        paths, method = onnx.export_from(component.module, context, start, trace=shared)
+        name_axes(context.path(onnx.suffix), context.dynamic_axes)
+        return paths, method
+    if name == "torchscript":
+        shared = traces.get(component, context)
+        return FORMATS[name].export(shared if shared is not None else component.module, context), "trace"
+    return FORMATS[name].export(component.module, context), name
+
+
+def merge_split_decoders(
+    parts: list[tuple[Component, ExportContext]], files: dict[tuple[str, str], list[Path]]
+) -> None:
+    """Replace the two split seq2seq decoder files by ``decoder_model_merged.onnx`` (see :mod:`exporter.merge`)."""
+    split = [name for name in MERGED_FROM if ("onnx", name) in files]
+    if len(split) < len(MERGED_FROM) or not parts:
+        return
+    context = parts[0][1]
+    merged = merge_decoders(context.output_dir, context.external_data_threshold)
+    files["onnx", split[0]] = merged
+    for name in split[1:]:
+        files["onnx", name] = []
+
+
+def retry_onnx(
+    parts: list[tuple[Component, ExportContext]],
+    results: list[FormatResult],
+    files: dict[tuple[str, str], list[Path]],
+    shapes: tuple[Mapping[str, int], ...],
+    atol: float,
+    rtol: float,
+    timings: dict[str, dict[str, float]],
+) -> list[FormatResult]:
+    """Re-export ONNX files that did not validate by the next method, and validate them again.
+
+    A trace-based graph may be specialised to the export shape; the ``torch.export`` one is not.
+    The two branches of a merged decoder are re-exported and merged together. When no later method
+    exports, the first file and its failing checks stay.
+    """
+    onnx = OnnxFormat()
+    last = onnx.methods[-1]
+    by_component = {result.component: result for result in results if result.format == "onnx"}
+    redo = {name for name, result in by_component.items() if not result.passed and (result.method or last) != last}
+    if redo & set(MERGED_FROM):
+        redo |= set(MERGED_FROM) & set(by_component)
+    if not redo:
+        return results
+    again_parts = [(component, context) for component, context in parts if component.name in redo]
+    methods: dict[str, str] = {}
+    with _timed(timings, "onnx_retry", _quiet, ""):
+        try:
+            for component, context in again_parts:
+                start = onnx.methods.index(by_component[component.name].method or last) + 1
+                files["onnx", component.name], methods[component.name] = onnx.export_from(
+                    component.module, context, min(start, len(onnx.methods) - 1)
+                )
+                name_axes(context.path(onnx.suffix), context.dynamic_axes)
+        except ExportFailedError:
+            return results
+        merge_split_decoders(again_parts, files)
+        retried = validate(again_parts, ("onnx",), shapes, atol, rtol)
+    fresh = {result.component: result.model_copy(update={"method": methods[result.component]}) for result in retried}
+    return [fresh.get(r.component, r) if r.format == "onnx" else r for r in results]
 
 
 def load(request: ExportRequest) -> Loaded:

@@ -1,6 +1,6 @@
 """Shared fixtures: offline guards, system-tool requirements, tiny checkpoints built locally.
 
-Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``node`` …); on a machine without the
+Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``podman``, ``node`` …); on a machine without the
 tool they are skipped with a reason that says how to get it. ``.ci/run`` installs every tool and
 sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that is missing then fails
 the test instead, so CI cannot pass by skipping.
@@ -38,11 +38,28 @@ def _redis_answers() -> bool:
         return False
 
 
+#: The container engine and image the ``podman`` tests use (scripts/build-image.sh builds the image).
+PODMAN_CLI = "podman --runtime runc --cgroup-manager=cgroupfs"
+TEST_IMAGE = os.environ.get("HUB_EXPORTER_TEST_IMAGE", "hub-exporter-bot:latest")
+
+
+def _podman_ready() -> bool:
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        return False
+    import subprocess
+
+    return subprocess.run(["podman", "image", "exists", TEST_IMAGE], capture_output=True, check=False).returncode == 0
+
+
 #: marker → (is the tool there?, how to get it)
 SYSTEM_TOOLS = {
     "bwrap": (lambda: shutil.which("bwrap") is not None, "bubblewrap is not installed (apt-get install bubblewrap)"),
     "redis": (_redis_answers, "no Redis server on 127.0.0.1:6379 (apt-get install redis-server; see .ci/run)"),
     "git_lfs": (lambda: shutil.which("git-lfs") is not None, "git-lfs is not installed (apt-get install git-lfs)"),
+    "podman": (
+        _podman_ready,
+        f"podman + runc or the image {TEST_IMAGE} missing (apt-get install podman runc; scripts/build-image.sh)",
+    ),
     "node": (
         lambda: shutil.which("node") is not None and (CLIENTS / "node_modules").is_dir(),
         "Node.js or transformers.js is missing: run `npm ci --ignore-scripts` in tests/clients",

@@ -63,6 +63,8 @@ class JobPipeline:
             memory_bytes=self.settings.memory_bytes,
             max_file_bytes=4 * self.settings.max_checkpoint_bytes,
             threads=self.settings.sandbox_threads,
+            max_processes=self.settings.sandbox_max_processes,
+            tmp_bytes=self.settings.sandbox_tmp_bytes,
         )
 
     def run(self, job: Job) -> Outcome:

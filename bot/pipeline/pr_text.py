@@ -32,7 +32,7 @@ def pr_description(
     parts += [
         "### Opt out",
         f"Add `{FILENAME}` with `enabled: false` at the repo root, or delete the webhook. The same file "
-        "sets `tasks`, `opset`, `atol` and `formats`.",
+        "sets `tasks`, `opset`, `atol`, `rtol`, `formats` and `dtypes`.",
         "",
     ]
     return "\n".join(parts)

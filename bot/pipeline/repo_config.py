@@ -6,7 +6,9 @@ Example::
     tasks: [sequence-classification]   # default: the exporter picks the task
     opset: 18
     atol: 1.0e-4
+    rtol: 1.0e-4             # per element: |onnx - torch| <= atol + rtol * |torch|
     formats: [onnx, torchscript]
+    dtypes: [fp32, q8]       # ONNX variants: fp32, fp16, q8 (model_quantized.onnx), q4; fp32 is always built
     notify_failures: true    # false: no discussion when an export fails
 
 The bot fetches it (at most 64 KB) before any weights, so ``enabled: false`` costs one small download.
@@ -25,6 +27,9 @@ FILENAME = ".export-bot.yaml"
 MAX_BYTES = 64 * 1024
 Format = Literal["onnx", "torchscript"]
 _ALL_FORMATS: tuple[Format, ...] = ("onnx", "torchscript")
+Dtype = Literal["fp32", "fp16", "q8", "q4"]
+#: What transformers.js loads without a ``dtype`` option: fp32 in Node, q8 in browsers (docs/bot.md).
+DEFAULT_DTYPES: tuple[Dtype, ...] = ("fp32", "q8")
 
 
 class RepoConfig(BaseModel):
@@ -36,7 +41,9 @@ class RepoConfig(BaseModel):
     tasks: list[str] | None = Field(default=None, min_length=1, max_length=8)
     opset: int | None = Field(default=None, ge=14, le=23)  # the exporter's range
     atol: float | None = Field(default=None, ge=0, le=1)
+    rtol: float | None = Field(default=None, ge=0, le=1)
     formats: list[Format] = Field(default_factory=lambda: list(_ALL_FORMATS), min_length=1)
+    dtypes: list[Dtype] = Field(default_factory=lambda: list(DEFAULT_DTYPES), min_length=1)
     notify_failures: bool = True
 
     @field_validator("tasks")

@@ -34,6 +34,8 @@ class ExportLimits:
     memory_bytes: int
     max_file_bytes: int
     threads: int
+    max_processes: int = 512
+    tmp_bytes: int = 1 << 30
 
 
 def exporter_args(
@@ -54,6 +56,10 @@ def exporter_args(
         args += ["--opset", str(config.opset)]
     if config.atol is not None:
         args += ["--atol", repr(config.atol)]
+    if config.rtol is not None:
+        args += ["--rtol", repr(config.rtol)]
+    if "onnx" in config.formats:
+        args += ["--dtypes", ",".join(config.dtypes)]
     return (*args, OUTPUT)
 
 
@@ -81,6 +87,8 @@ def export_in_sandbox(
         memory_bytes=limits.memory_bytes,
         max_file_bytes=limits.max_file_bytes,
         threads=limits.threads,
+        max_processes=limits.max_processes,
+        tmp_bytes=limits.tmp_bytes,
     )
     result = runner.run(request)
     if result.returncode != 0 or result.timed_out:

@@ -3,10 +3,13 @@
 Backends, an explicit dict (:data:`RUNNERS`), each a module of its own:
 
 - ``bwrap`` (:mod:`bot.sandbox.bwrap`): bubblewrap namespaces on the host's Python;
-- ``docker`` (:mod:`bot.sandbox.docker`): the project's image with ``docker run --network none --read-only``;
+- ``container`` (alias ``docker``, :mod:`bot.sandbox.container`): the project's image in a container,
+  with Docker or Podman (``--network none --read-only``, no capabilities, memory/process/``/tmp`` limits);
 - ``process`` (:mod:`bot.sandbox.process`): no isolation; development only.
 
-Limits: wall time (the whole process group is killed), address space, file size, no core dumps.
+Limits: wall time (the whole process group is killed), address space, file size, no core dumps,
+processes, the size of ``/tmp``; docs/sandbox.md says what each backend guarantees.
+:func:`preflight` runs a trivial command in the chosen sandbox when ``serve``/``worker`` start.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import shutil
 from collections.abc import Callable
 
 from bot.errors import ConfigError, SandboxUnavailableError
-from bot.sandbox.base import OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner
+from bot.sandbox.base import OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner, preflight
 from bot.sandbox.bwrap import BwrapRunner
-from bot.sandbox.docker import DockerRunner
+from bot.sandbox.container import ContainerRunner
 from bot.sandbox.process import ProcessRunner
 
 __all__ = [
@@ -25,29 +28,42 @@ __all__ = [
     "RUNNERS",
     "SNAPSHOT",
     "BwrapRunner",
-    "DockerRunner",
+    "ContainerRunner",
     "ProcessRunner",
     "SandboxRequest",
     "SandboxResult",
     "SandboxRunner",
     "make_runner",
+    "preflight",
 ]
 
 RUNNERS: dict[str, Callable[..., SandboxRunner]] = {
     "bwrap": BwrapRunner,
-    "docker": DockerRunner,
+    "container": ContainerRunner,
+    "docker": ContainerRunner,
     "process": ProcessRunner,
 }
 
 
-_NEEDS = {"bwrap": ("bwrap", "prlimit"), "docker": ("docker",), "process": ("prlimit",)}
+_NEEDS = {"bwrap": ("bwrap", "prlimit"), "process": ("prlimit",)}
 
 
-def make_runner(name: str, *, docker_image: str = "hub-exporter-bot:latest", check: bool = False) -> SandboxRunner:
+def make_runner(
+    name: str,
+    *,
+    image: str = "hub-exporter-bot:latest",
+    container_cli: str = "docker",
+    check: bool = False,
+) -> SandboxRunner:
     """The runner for a backend name from the settings; ``check`` fails fast if its tools are missing."""
     if name not in RUNNERS:
         raise ConfigError(f"unknown sandbox {name!r} (known: {', '.join(RUNNERS)})")
+    if name in ("container", "docker"):
+        runner = ContainerRunner(image=image, cli=container_cli)
+        if check:
+            runner.engine()
+        return runner
     missing = [tool for tool in _NEEDS[name] if check and shutil.which(tool) is None]
     if missing:
         raise SandboxUnavailableError(f"sandbox {name!r} needs {', '.join(missing)}: install it or choose another")
-    return DockerRunner(image=docker_image) if name == "docker" else RUNNERS[name]()
+    return RUNNERS[name]()

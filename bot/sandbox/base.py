@@ -45,6 +45,9 @@ class SandboxRequest:
     memory_bytes: int
     max_file_bytes: int = 16 << 30
     threads: int = 2
+    #: Processes (and threads) at once, and the size of the private ``/tmp``.
+    max_processes: int = 512
+    tmp_bytes: int = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,18 @@ def substitute(args: Sequence[str], snapshot: str, output: str) -> list[str]:
     return [snapshot if a == SNAPSHOT else output if a == OUTPUT else a for a in args]
 
 
-def prlimit_prefix(request: SandboxRequest) -> list[str]:
-    """``prlimit`` in front of the command: the limits hold before the first instruction runs."""
+def prlimit_prefix(request: SandboxRequest, *, nproc: bool = False) -> list[str]:
+    """``prlimit`` in front of the command: the limits hold before the first instruction runs.
+
+    ``nproc`` adds ``RLIMIT_NPROC`` (counted per user namespace: only for a sandbox that has its own).
+    """
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         raise SandboxUnavailableError("prlimit (util-linux) is needed to apply memory and file limits")
-    return [prlimit, f"--as={request.memory_bytes}", f"--fsize={request.max_file_bytes}", "--core=0", "--"]
+    argv = [prlimit, f"--as={request.memory_bytes}", f"--fsize={request.max_file_bytes}", "--core=0"]
+    if nproc:
+        argv.append(f"--nproc={request.max_processes}")
+    return [*argv, "--"]
 
 
 def _tail(handle: IO[bytes]) -> str:
@@ -136,12 +145,21 @@ def run_command(
     *,
     env: dict[str, str] | None = None,
     on_timeout: Callable[[], None] | None = None,
+    pass_fds: Sequence[int] = (),
+    cwd: Path | None = None,
 ) -> SandboxResult:
     """Run in a new session with ``env`` (default: empty); on timeout kill the whole process group."""
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env or {}, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env or {},
+            start_new_session=True,
+            pass_fds=pass_fds,
+            cwd=cwd,
         )
         timed_out = False
         try:
@@ -162,3 +180,30 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+#: What the preflight runs in the sandbox: the exporter package imports (torch is not loaded).
+_PREFLIGHT = ("-c", "import exporter, sys; sys.stdout.write('ok')")
+
+
+def preflight(runner: SandboxRunner, timeout: float = 120.0) -> None:
+    """Run a trivial command in ``runner``'s sandbox; :class:`SandboxUnavailableError` in one line if it cannot.
+
+    Called at ``serve``/``worker`` start, so a missing engine or image fails the start, not every job.
+    """
+    with tempfile.TemporaryDirectory(prefix="export-bot-preflight-") as tmp:
+        snapshot, output = Path(tmp) / "snapshot", Path(tmp) / "output"
+        snapshot.mkdir()
+        output.mkdir()
+        request = SandboxRequest(
+            args=_PREFLIGHT, snapshot_dir=snapshot, output_dir=output, timeout=timeout, memory_bytes=4 << 30
+        )
+        try:
+            result = runner.run(request)
+        except OSError as exc:
+            raise SandboxUnavailableError(f"sandbox {runner.name!r} cannot start: {exc}") from exc
+    if result.timed_out:
+        raise SandboxUnavailableError(f"sandbox {runner.name!r} did not answer within {timeout:g} s")
+    if result.returncode != 0 or result.stdout != "ok":
+        reason = result.last_line(300) or f"exit status {result.returncode}"
+        raise SandboxUnavailableError(f"sandbox {runner.name!r} cannot run a command here: {reason}")

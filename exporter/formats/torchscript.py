@@ -2,6 +2,8 @@
 
 A trace records the operations one input ran; shape-dependent Python branches are frozen. Validating on
 a second shape is what tells whether the trace generalises, and the report says which shapes work.
+The same trace can feed the ONNX export (:mod:`exporter.formats.onnx`, method ``torchscript``), so
+:mod:`exporter.run` traces once per component when both formats are exported.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ class _TupleOutputs(torch.nn.Module):
         return tuple(outputs[name] for name in self.output_names)
 
 
+def tuple_outputs(model: torch.nn.Module, context: ExportContext) -> torch.nn.Module:
+    """The module with the trace's calling convention: flat positional inputs, a tuple of outputs."""
+    return _TupleOutputs(model, context.input_names, context.output_names).eval()
+
+
+def trace(model: torch.nn.Module, context: ExportContext) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` of the module at the export shape. Raises :class:`ExportFailedError`."""
+    example = tuple(flatten_tensors(context.inputs).values())
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced: torch.jit.ScriptModule = torch.jit.trace(
+                tuple_outputs(model, context), example, check_trace=False, strict=False
+            )
+    except Exception as e:
+        raise ExportFailedError(f"TorchScript trace failed: {first_line(e)}") from e
+    return traced
+
+
 class TorchScriptFormat:
     """``model.pt``: a traced module taking inputs positionally, in the order of the flat input names."""
 
@@ -45,18 +66,14 @@ class TorchScriptFormat:
     suffix = ".pt"
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
-        input_names = context.input_names
-        wrapper = _TupleOutputs(model, input_names, context.output_names).eval()
+        """Save ``model``'s trace (``model`` may already be one: :func:`trace`)."""
+        traced = model if isinstance(model, torch.jit.ScriptModule) else trace(model, context)
         path = context.path(self.suffix)
-        example = tuple(flatten_tensors(context.inputs).values())
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                traced = torch.jit.trace(wrapper, example, check_trace=False, strict=False)
             torch.jit.save(traced, str(path))
             strip_torchscript(path)
         except Exception as e:
-            raise ExportFailedError(f"TorchScript trace failed: {first_line(e)}") from e
+            raise ExportFailedError(f"TorchScript save failed: {first_line(e)}") from e
         return [path]
 
     def load(self, path: Path, context: ExportContext) -> Runner:
@@ -64,7 +81,9 @@ class TorchScriptFormat:
         input_names = context.input_names
 
         def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            with torch.no_grad():
+            # The profiling executor re-optimises the graph on its first runs: seconds per shape for
+            # a validation that runs each shape once, and no change to the results.
+            with torch.no_grad(), torch.jit.optimized_execution(False):
                 results = module(*(torch.from_numpy(inputs[name]) for name in input_names))
             return {name: r.numpy() for name, r in zip(context.output_names, results, strict=True)}
 

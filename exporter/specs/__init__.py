@@ -35,9 +35,12 @@ def check_spec(spec: ModelSpec) -> None:
     unknown = [task for task in (spec.tasks or ()) if task not in TASKS]
     if unknown:
         raise SpecError(f"{name}: unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
-    tolerances = [spec.atol, *spec.task_atol.values()]
-    if not all(isinstance(atol, (int, float)) and atol >= 0 for atol in tolerances):
-        raise SpecError(f"{name}: atol must be a number >= 0")
+    for label, tolerances in (
+        ("atol", [spec.atol, *spec.task_atol.values()]),
+        ("rtol", [spec.rtol, *spec.task_rtol.values()]),
+    ):
+        if not all(isinstance(value, (int, float)) and value >= 0 for value in tolerances):
+            raise SpecError(f"{name}: {label} must be a number >= 0")
     if spec.model_class is not None and not isinstance(spec.model_class, type):
         raise SpecError(f"{name}: model_class must be a class, got {spec.model_class!r}")
     if spec.dummy_inputs is not None and not callable(spec.dummy_inputs):

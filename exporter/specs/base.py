@@ -19,6 +19,10 @@ InputKind = Literal[
 Modality = Literal["text", "vision"]
 #: ``encoder``: one stack; ``decoder``: a causal LM with a key/value cache; ``encoder-decoder``: seq2seq with one.
 Family = Literal["encoder", "decoder", "encoder-decoder"]
+#: Rounding of float32 grows with the activations' scale, not with each element's own value: a tiny T5
+#: with large weights (``initializer_factor=3``) needs 7e-5 on its logits. A wrong mask or cache moves
+#: outputs by whole percents, far beyond it.
+DEFAULT_RTOL = 1e-4
 DummyFactory = Callable[[Any, Mapping[str, int], torch.Generator], dict[str, torch.Tensor]]
 
 
@@ -64,6 +68,8 @@ class ModelSpec:
         task_inputs: per-task replacement of ``inputs`` (Perceiver's ``inputs`` is ids or pixels).
         tasks: tasks to offer; ``None`` means every task of the modality transformers has a head for.
         atol: absolute tolerance for validation; ``task_atol`` overrides it per task.
+        rtol: relative tolerance, per element of the reference (``|a - b| <= atol + rtol * |b|``, as
+            :func:`numpy.allclose`); ``task_rtol`` overrides it per task.
         config_overrides: applied to the config before the model is built, per task.
         dummy_inputs: a custom factory ``(config, shape, generator) -> tensors`` replacing the generic one.
         model_class: for architectures transformers' auto classes don't know (user specs).
@@ -85,6 +91,8 @@ class ModelSpec:
     tasks: tuple[str, ...] | None = None
     atol: float = 1e-4
     task_atol: Mapping[str, float] = field(default_factory=dict)
+    rtol: float = DEFAULT_RTOL
+    task_rtol: Mapping[str, float] = field(default_factory=dict)
     config_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dummy_inputs: DummyFactory | None = None
     model_class: type | None = None
@@ -104,3 +112,6 @@ class ModelSpec:
 
     def atol_for(self, task: str) -> float:
         return self.task_atol.get(task, self.atol)
+
+    def rtol_for(self, task: str) -> float:
+        return self.task_rtol.get(task, self.rtol)

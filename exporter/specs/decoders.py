@@ -54,7 +54,11 @@ SPECS: list[ModelSpec] = [
     # GPT-Neo slices its causal-mask buffer up to the key length (past + new tokens, at least 2 + 2):
     # its full length is another path.
     ModelSpec(model_type="gpt_neo", family="decoder", inputs=DECODER_INPUTS, sequence_headroom=2),
-    *(_seq2seq(name) for name in SEED_SEQ2SEQ if name != "m2m_100"),
+    *(_seq2seq(name) for name in SEED_SEQ2SEQ if name not in ("m2m_100", "t5")),
+    # T5 scales neither its attention scores nor its residual stream: activations before the final
+    # RMS norm grow large, and the norm turns their float32 rounding into up to 1.2e-3 of an output
+    # (initializer_factor=3); a wrong mask or cache moves outputs by far more (tests/…/test_tolerance.py).
+    _seq2seq("t5", rtol=3e-3),
     # M2M100's sinusoidal positions start after the padding index: two positions of the table are never used.
     _seq2seq("m2m_100", sequence_headroom=2),
     *(ModelSpec(model_type=name, family="decoder", inputs=DECODER_INPUTS, tasks=_LM_TASKS) for name in MODERN_DECODERS),

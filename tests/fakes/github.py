@@ -27,17 +27,17 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.lfs import LfsServer
+from tests.fakes.routing import LoopbackServer, NoRoute, Routes
 
 BLOB_MODE, TREE_MODE = "100644", "40000"
 MAX_BLOB_REQUEST_BYTES = 25_000_000
@@ -193,8 +193,7 @@ class FakeGitHub:
         self.errors: list[str] = []  # tracebacks of handler bugs (answered 500)
         self._repos: dict[str, Repo] = {}
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> FakeGitHub:
@@ -205,23 +204,18 @@ class FakeGitHub:
         self.stop()
 
     def start(self) -> None:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(type("Handler", (_Handler,), {"fake": self}), "fake-github")
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
         self.lfs.close()
 
     @property
     def url(self) -> str:
         assert self._server is not None, "not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     # -- test helpers --------------------------------------------------------------------------
     def add_token(self, token: str, *, write: bool = True) -> None:
@@ -305,17 +299,17 @@ class FakeGitHub:
                 raise HTTPError(401, "Requires authentication")
             if token not in self.tokens:
                 raise HTTPError(401, "Bad credentials")
-            for route_method, pattern, action in _ROUTES:
-                match = pattern.fullmatch(path)
-                if match and route_method == method:
-                    params = {key: unquote(value) for key, value in match.groupdict().items()}
-                    repo = self._repos.get(f"{params.pop('owner')}/{params.pop('name')}")
-                    if repo is None:
-                        raise HTTPError(404, "Not Found")
-                    if method != "GET" and not self.tokens[token]:
-                        raise HTTPError(403, "Resource not accessible by integration")
-                    return action(_Api(self, repo), query=query, body=body, **params)
-            raise HTTPError(404, "Not Found")
+            try:
+                action, params = _ROUTES.resolve(method, path)
+            except NoRoute:
+                raise HTTPError(404, "Not Found") from None
+            params = {key: unquote(value) for key, value in params.items()}
+            repo = self._repos.get(f"{params.pop('owner')}/{params.pop('name')}")
+            if repo is None:
+                raise HTTPError(404, "Not Found")
+            if method != "GET" and not self.tokens[token]:
+                raise HTTPError(403, "Resource not accessible by integration")
+            return action(_Api(self, repo), query=query, body=body, **params)
 
 
 class _Api:
@@ -731,7 +725,7 @@ _ENDPOINTS: list[tuple[str, str, _Endpoint]] = [
     ("GET", r"/pulls/(?P<number>\d+)", _Api.get_pull),
     ("PATCH", r"/pulls/(?P<number>\d+)", _Api.update_pull),
 ]
-_ROUTES = [(method, re.compile(_REPO + suffix), action) for method, suffix, action in _ENDPOINTS]
+_ROUTES: Routes[_Endpoint] = Routes(_ENDPOINTS, prefix=_REPO)
 
 
 class _Handler(BaseHTTPRequestHandler):

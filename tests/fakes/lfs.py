@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tests.fakes.routing import NoRoute, Routes
+
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
 
@@ -37,9 +39,9 @@ if TYPE_CHECKING:
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 _OID = re.compile(r"^[0-9a-f]{64}$")
-_BATCH = re.compile(r"^/(?P<owner>[^/]+)/(?P<name>[^/]+?)\.git/info/lfs/objects/batch$")
-_OBJECT = re.compile(r"^/_lfs/objects/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<oid>[0-9a-f]{64})$")
-_VERIFY = re.compile(r"^/_lfs/verify/(?P<owner>[^/]+)/(?P<name>[^/]+)$")
+_BATCH = r"/(?P<owner>[^/]+)/(?P<name>[^/]+?)\.git/info/lfs/objects/batch"
+_OBJECT = r"/_lfs/objects/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<oid>[0-9a-f]{64})"
+_VERIFY = r"/_lfs/verify/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 _CHUNK = 1 << 20
 
 
@@ -58,6 +60,14 @@ class LfsServer:
         self.root = Path(self._dir.name)
         self._secret = secrets.token_hex(16)  # what the signed upload/download URLs carry
         self.uploads: list[tuple[str, str, int]] = []  # (repo, oid, size) of every completed upload
+        self._routes: Routes[Callable[..., None]] = Routes(
+            [
+                ("POST", _BATCH, self._batch),
+                ("PUT", _OBJECT, self._upload),
+                ("GET", _OBJECT, self._download),
+                ("POST", _VERIFY, self._verify),
+            ]
+        )
 
     def close(self) -> None:
         self._dir.cleanup()
@@ -74,22 +84,17 @@ class LfsServer:
     def serve(self, handler: BaseHTTPRequestHandler) -> bool:
         """Answer the request if it is an LFS one; False leaves it to the REST API."""
         path = urlsplit(handler.path).path
-        routes: list[tuple[str, re.Pattern[str], Callable[..., None]]] = [
-            ("POST", _BATCH, self._batch),
-            ("PUT", _OBJECT, self._upload),
-            ("GET", _OBJECT, self._download),
-            ("POST", _VERIFY, self._verify),
-        ]
-        matches = [(method, match, action) for method, pattern, action in routes if (match := pattern.fullmatch(path))]
-        if not matches:
-            return False
+        try:
+            action, params = self._routes.resolve(handler.command, path)
+        except NoRoute as no_route:
+            if no_route.status == 404:
+                return False
+            action, params = None, {}
         with self.fake._lock:
             self.fake.requests.append((handler.command, path))
         try:
-            _method, match, action = next((m for m in matches if m[0] == handler.command), (None, None, None))
-            if match is None or action is None:
+            if action is None:
                 raise _LfsError(405, "Method not allowed")
-            params = match.groupdict()
             full_name = f"{params.pop('owner')}/{params.pop('name')}"
             if not self.fake.has_repo(full_name):
                 raise _LfsError(404, "Repository not found")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -254,7 +253,7 @@ def test_fake_refuses_what_github_refuses(fake: FakeGitHub) -> None:
     )
 
 
-@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed (apt-get install git-lfs)")
+@pytest.mark.git_lfs
 def test_real_git_lfs_downloads_what_the_action_uploaded(tmp_path: Path, fake: FakeGitHub) -> None:
     """The reference client (``git lfs smudge``, as a checkout with ``lfs: true`` runs it) reads our objects."""
     fake.create_repo(REPO, {"README.md": b"hi"})
@@ -277,7 +276,7 @@ def test_real_git_lfs_downloads_what_the_action_uploaded(tmp_path: Path, fake: F
     assert process.stdout == weights.read_bytes()
 
 
-@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed (apt-get install git-lfs)")
+@pytest.mark.git_lfs
 def test_real_git_lfs_uploads_to_the_fake_and_the_action_agrees(tmp_path: Path, fake: FakeGitHub) -> None:
     """``git lfs push`` (the reference client's batch + basic upload + verify) works against the fake, and
     the action then finds the same oid already stored: both sides speak one protocol."""

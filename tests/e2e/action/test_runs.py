@@ -21,6 +21,10 @@ from export_action.manifest import MANIFEST_NAME, Manifest
 from tests.e2e.action.runner import ActionRun, Runner
 from tests.fakes.github import FakeGitHub
 
+#: Every test here runs the whole action, whose install step really installs the locked
+#: dependencies (torch included) on the session's first run: minutes, so CI only (``-m heavy``).
+pytestmark = pytest.mark.heavy
+
 REPO = "octo/models"
 MODEL = "models/tiny-bert"
 BRANCH = "exporter/models-tiny-bert"
@@ -203,7 +207,7 @@ def test_failed_validation_fails_the_step_without_a_pull_request(
     runner: Runner, workspace: Workspace, fake: FakeGitHub
 ) -> None:
     base = fake.create_repo(REPO, workspace.files())
-    result = workspace.run(runner, fake, base, {"atol": "0", "formats": "onnx"})
+    result = workspace.run(runner, fake, base, {"atol": "0", "rtol": "0", "formats": "onnx"})
     assert result.returncode == 1, result.log
     assert result.outputs == {
         "status": "failed",

@@ -83,3 +83,33 @@ def test_worker_process_runs_jobs_and_stops_on_sigterm(tmp_path: Path) -> None:
     done = store.get(job.id)
     assert done.status == "skipped" and "no config.json" in (done.reason or ""), output
     assert proc.returncode == 0, output
+
+
+@pytest.mark.parametrize(
+    ("command", "cli_setting", "expected"),
+    [
+        (
+            ["worker"],
+            "no-such-engine --flag",
+            "error: container engine 'no-such-engine --flag' not found: install it or choose another sandbox",
+        ),
+        (["serve", "--port", "9"], "false", "error: sandbox 'container' cannot run a command here: exit status 1"),
+    ],
+)
+def test_start_fails_in_one_line_when_the_sandbox_cannot_run(
+    tmp_path: Path, command: list[str], cli_setting: str, expected: str
+) -> None:
+    """Preflight: a missing engine, or one that cannot run a container, stops the start with exit 4."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "EXPORT_BOT_STORE_URL": f"sqlite:///{tmp_path / 'j.db'}",
+        "EXPORT_BOT_SANDBOX": "container",
+        "EXPORT_BOT_CONTAINER_CLI": cli_setting,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == expected
+    assert not (tmp_path / "j.db").exists()  # nothing started

@@ -2,7 +2,7 @@
 
 One scenario, in order, because each export costs seconds:
 webhook created with the CLI → push → PR with files and report; the same delivery again → no second
-PR; a wrong secret → 403 and no job; two more pushes (new weights, then ``atol: 0``) → server killed
+PR; a wrong secret → 403 and no job; two more pushes (new weights, then ``atol: 0``, ``rtol: 0``) → server killed
 with jobs queued/running → restarted → the new PR supersedes the old one, the failing one opens none.
 """
 
@@ -197,6 +197,7 @@ def test_webhook_to_pull_request_lifecycle(tmp_path: Path, hub: FakeHub, bot: Bo
     assert "ONNX and TorchScript" in prs[0].title
     files = hub.files_at(REPO, "refs/pr/1")
     assert {"onnx/model.onnx", "torchscript/model.pt", "onnx/report.json", "config.json"} <= set(files)
+    assert "onnx/model_quantized.onnx" in files  # the default dtypes: fp32 and q8
     report = json.loads(files["onnx/report.json"])
     assert report["status"] == "passed"
     assert (report["model"], report["revision"]) == (REPO, sha_a)  # what it came from, not the sandbox path
@@ -222,10 +223,10 @@ def test_webhook_to_pull_request_lifecycle(tmp_path: Path, hub: FakeHub, bot: Bo
     wrong = hub_webhooks.send_webhook(replay.url, replay.payload, secret="not-the-secret")
     assert wrong.status == 403 and len(bot.jobs()) == jobs_before
 
-    # 4. a new commit, then one that cannot validate (atol: 0); kill the server with both accepted
+    # 4. a new commit, then one that cannot validate (atol: 0, rtol: 0); kill the server with both accepted
     sha_b = upload_checkpoint(api, build_sample_checkpoint(tmp_path / "ckpt-b", seed=1), "retrained")
     job_b = json.loads(delivery_for(hub, sha_b).body)["job_id"]
-    sha_c = api.upload_file(path_or_fileobj=b"atol: 0\n", path_in_repo=".export-bot.yaml", repo_id=REPO).oid
+    sha_c = api.upload_file(path_or_fileobj=b"atol: 0\nrtol: 0\n", path_in_repo=".export-bot.yaml", repo_id=REPO).oid
     delivery_c = delivery_for(hub, sha_c)
     assert delivery_c.status == 202
     job_c = json.loads(delivery_c.body)["job_id"]

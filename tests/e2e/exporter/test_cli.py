@@ -57,9 +57,9 @@ def test_export_passes_with_json(checkpoint_factory, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_atol_zero_fails_validation(checkpoint_factory, tmp_path: Path) -> None:
+def test_zero_tolerance_fails_validation(checkpoint_factory, tmp_path: Path) -> None:
     checkpoint = checkpoint_factory("bert", "sequence-classification")
-    result = run("export", "--model", str(checkpoint), "--atol", "0", "--formats", "onnx", str(tmp_path))
+    result = run("export", "--model", str(checkpoint), "--atol", "0", "--rtol", "0", "--formats", "onnx", str(tmp_path))
     assert result.returncode == 1
     assert "max_abs_diff" in result.stderr
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "failed"

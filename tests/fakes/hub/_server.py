@@ -13,11 +13,12 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tests.fakes import hub_webhooks
+from tests.fakes.routing import LoopbackServer, NoRoute, Routes
 
 from ._store import (
     URL_PREFIXES,
@@ -118,9 +119,6 @@ class _Request:
         return self.user
 
 
-Route = tuple[str, re.Pattern[str], Callable[["FakeHub", _Request], Response]]
-
-
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes")
 
@@ -147,35 +145,24 @@ class FakeHub:
         self.server_errors: list[str] = []
         self._faults: list[Fault] = []
         self._deliveries_changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeHub:
         """Serve in a daemon thread; `port=0` picks a free port."""
         hub = self
 
-        class _Server(ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
         class _BoundHandler(_Handler):
             fake_hub = hub
 
-        self._server = _Server((host, port), _BoundHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(_BoundHandler, "fake-hub", host, port)
         return self
 
     def stop(self) -> None:
         """Stop serving (requests still hanging in an injected delay are abandoned)."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> FakeHub:
         return self.start() if self._server is None else self
@@ -188,8 +175,7 @@ class FakeHub:
         """Base URL, e.g. `http://127.0.0.1:43127` (use as `HF_ENDPOINT` / `HfApi(endpoint=...)`)."""
         if self._server is None:
             raise RuntimeError("FakeHub is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     # ---- inspection / seeding -------------------------------------------------------------
     @property
@@ -897,8 +883,9 @@ class FakeHub:
         return Response(status, data, headers)
 
 
-def _routes() -> list[Route]:
-    table: list[tuple[str, str, Callable[[FakeHub, _Request], Response]]] = [
+_Endpoint = Callable[["FakeHub", _Request], Response]
+ROUTES: Routes[_Endpoint] = Routes(
+    [
         ("GET", r"/api/whoami-v2", FakeHub._on_whoami),
         ("POST", r"/api/repos/create", FakeHub._on_create_repo),
         ("POST", r"/api/validate-yaml", FakeHub._on_validate_yaml),
@@ -929,11 +916,8 @@ def _routes() -> list[Route]:
         ("POST", r"/_fake_lfs/verify", FakeHub._on_lfs_verify),
         ("HEAD", rf"/{_GIT_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", FakeHub._on_resolve),
         ("GET", rf"/{_GIT_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", FakeHub._on_resolve),
-    ]  # fmt: skip
-    return [(method, re.compile(pattern), fn) for method, pattern, fn in table]
-
-
-ROUTES = _routes()
+    ]
+)  # fmt: skip
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1020,29 +1004,24 @@ class _Handler(BaseHTTPRequestHandler):
         user: FakeUser | None,
         token: FakeToken | None,
     ) -> Response:
-        allowed = False
-        for route_method, pattern, fn in ROUTES:
-            match = pattern.fullmatch(path)
-            if match is None:
-                continue
-            allowed = True
-            if route_method != method:
-                continue
-            req = _Request(
-                method=method,
-                path=path,
-                query=parse_qs(query, keep_blank_values=True),
-                body=body,
-                base_url=f"http://{self.headers.get('Host', '127.0.0.1')}",
-                user=user,
-                token=token,
-                params={k: v for k, v in match.groupdict().items() if v is not None},
-                range=self.headers.get("Range"),
-            )
-            return fn(self.fake_hub, req)
-        if allowed:
-            raise HubError(405, f"Method {method} not allowed on {path}")
-        raise HubError(404, f"Sorry, we can't find the page you are looking for: {path}")
+        try:
+            fn, params = ROUTES.resolve(method, path)
+        except NoRoute as e:
+            if e.status == 405:
+                raise HubError(405, f"Method {method} not allowed on {path}") from None
+            raise HubError(404, f"Sorry, we can't find the page you are looking for: {path}") from None
+        req = _Request(
+            method=method,
+            path=path,
+            query=parse_qs(query, keep_blank_values=True),
+            body=body,
+            base_url=f"http://{self.headers.get('Host', '127.0.0.1')}",
+            user=user,
+            token=token,
+            params=params,
+            range=self.headers.get("Range"),
+        )
+        return fn(self.fake_hub, req)
 
     @staticmethod
     def _error(error: HubError) -> Response:

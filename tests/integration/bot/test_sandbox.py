@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import OUTPUT, SNAPSHOT, BwrapRunner, DockerRunner, ProcessRunner, SandboxRequest, make_runner
+from bot.sandbox import (
+    OUTPUT,
+    SNAPSHOT,
+    BwrapRunner,
+    ContainerRunner,
+    ProcessRunner,
+    SandboxRequest,
+    make_runner,
+    preflight,
+)
+from bot.sandbox.seccomp import DENIED_SYSCALLS, compiled_filter
 from tests.support.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
+from tests.support.probes import probe_args, read_probe
 
 TOKEN = "hf_SECRET_token_never_in_sandbox"
 
@@ -130,7 +141,7 @@ def test_memory_limit(tmp_path: Path) -> None:
 
 def test_docker_command_line(tmp_path: Path) -> None:
     req = request(tmp_path, "-m", "exporter", "export", "--model", SNAPSHOT, OUTPUT)
-    argv = DockerRunner(image="hub-exporter-bot:test").command(req, "c1")
+    argv = ContainerRunner(image="hub-exporter-bot:test", cli="sh").command(req, "c1")
     joined = " ".join(argv)
     for part in (
         "--rm",
@@ -168,6 +179,74 @@ def test_bwrap_command_line_never_carries_the_token(tmp_path: Path, secrets_arou
 
 def test_make_runner() -> None:
     assert make_runner("bwrap").name == "bwrap"
-    assert make_runner("docker", docker_image="img").name == "docker"
+    assert make_runner("docker", image="img").name == "container"
     with pytest.raises(ValueError, match="unknown sandbox"):
         make_runner("chroot")
+
+
+def limited_request(tmp_path: Path, *args: str) -> SandboxRequest:
+    """A request with small process and ``/tmp`` limits the probe can reach quickly."""
+    (tmp_path / "snapshot").mkdir(exist_ok=True)
+    (tmp_path / "output").mkdir(exist_ok=True)
+    return SandboxRequest(
+        args=args,
+        snapshot_dir=tmp_path / "snapshot",
+        output_dir=tmp_path / "output",
+        timeout=60,
+        memory_bytes=2 << 30,
+        max_processes=32,
+        tmp_bytes=8 << 20,
+    )
+
+
+@pytest.mark.bwrap
+def test_probe_inside_bwrap_every_limit_holds(tmp_path: Path, listener: Listener, secrets_around: Path) -> None:
+    """Unprivileged, no capabilities, no new privileges, seccomp, /tmp capped, fork bomb stopped, no network."""
+    result = BwrapRunner().run(limited_request(tmp_path, *probe_args(OUTPUT, listener.port, 64 << 20, 200)))
+    assert result.returncode == 0, result.stderr
+    seen = read_probe(tmp_path / "output")
+    assert seen["uid"] == seen["euid"] == seen["gid"] == 65534
+    assert seen["cap_eff"] == seen["cap_prm"] == seen["cap_bnd"] == "0000000000000000"
+    assert seen["no_new_privs"] == "1" and seen["seccomp"] == "2"
+    assert seen["ptrace_traceme"] == "EPERM"
+    assert seen["tmp_error"] == "ENOSPC" and seen["tmp_written"] <= 8 << 20  # type: ignore[operator]
+    assert seen["fork_error"] == "EAGAIN" and seen["forked"] < 32  # type: ignore[operator]
+    assert seen["root_writable"] is False and seen["connected"] is False and listener.connections == 0
+    assert "HF_TOKEN" not in seen["env"]  # type: ignore[operator]
+
+
+@pytest.mark.bwrap
+def test_probe_control_without_seccomp_ptrace_works(tmp_path: Path, listener: Listener) -> None:
+    """The ptrace probe has teeth: without the filter the same call succeeds in the same sandbox."""
+    result = BwrapRunner(seccomp=False).run(limited_request(tmp_path, *probe_args(OUTPUT, listener.port, 0, 0)))
+    assert result.returncode == 0, result.stderr
+    seen = read_probe(tmp_path / "output")
+    assert seen["seccomp"] == "0" and seen["ptrace_traceme"] == "ok"
+
+
+def test_probe_control_process_backend_forks_freely(tmp_path: Path, listener: Listener) -> None:
+    """Without a sandbox the fork bomb and /tmp fill go past the limits the bwrap test expects."""
+    result = ProcessRunner().run(limited_request(tmp_path, *probe_args(OUTPUT, listener.port, 0, 40)))
+    assert result.returncode == 0, result.stderr
+    seen = read_probe(tmp_path / "output")
+    assert seen["forked"] == 40 and seen["fork_error"] is None and seen["connected"] is True
+    assert seen["ptrace_traceme"] == "ok"
+
+
+def _export_cgroups() -> list[Path]:
+    return [p for p in Path("/sys/fs/cgroup").glob("**/export-bot-*") if p.is_dir()]
+
+
+@pytest.mark.bwrap
+def test_bwrap_preflight_and_no_cgroup_left_behind(tmp_path: Path) -> None:
+    before = _export_cgroups()
+    preflight(BwrapRunner())
+    assert _export_cgroups() == before
+    with pytest.raises(FileNotFoundError, match="bwrap not found"):
+        preflight(BwrapRunner(bwrap="no-such-bwrap"))
+
+
+def test_seccomp_filter_compiles_to_bpf() -> None:
+    """libseccomp is on every machine with bubblewrap or podman from Debian: the filter must compile."""
+    program = compiled_filter()
+    assert program is not None and len(program) % 8 == 0 and len(program) > 8 * len(DENIED_SYSCALLS) // 2

@@ -30,22 +30,33 @@ NAMED_AXES = {
     "past_decoder_sequence_length",
     "past_decoder_sequence_length + decoder_sequence_length",
 }
-#: Decoders and seq2seq models whose every pair runs by default: one per family, with every head.
-REFERENCE = {"gpt2", "bart", "t5"}
+#: Architectures whose every pair runs by default: one per family and input kind, with every head.
+REFERENCE = {"bert", "vit", "gpt2", "bart"}
+#: Architectures that run by default with one pair: their own input kinds, attention or cache layout.
+DISTINCT = {
+    "layoutlm": "token-classification",  # bounding boxes
+    "perceiver": "masked-lm",  # ``inputs`` instead of ``input_ids``
+    "xlm": "sequence-classification",  # its own config keys and language embeddings
+    "t5": "seq2seq-lm-with-past",  # relative position bias, no position table
+    "llama": "causal-lm-with-past",  # rotary positions, grouped-query attention
+}
+
+
+def group(model_type: str) -> tuple[str, str, tuple[str, ...]]:
+    """Family, modality and input kinds: what the generic code treats differently."""
+    spec = get_spec(model_type)
+    return spec.family, spec.modality, tuple(sorted({inp.kind for inp in spec.inputs}))
 
 
 def in_default_run(model_type: str, task: str) -> bool:
-    """Every encoder pair; every pair of the reference decoders; the LM-with-past graph of the others.
+    """Every pair of the reference architectures; the one distinct pair of a few others.
 
-    The LM-with-past graph exercises the whole model and its cache; the other pairs of those
-    architectures differ from the reference ones only by a head transformers shares across them.
-    They are marked ``exhaustive`` (deselected by default, ``pytest -m exhaustive`` runs them) to
-    keep the suite's time in budget: each export is seconds of torch.export, however tiny the model.
+    The other pairs differ from those only by code transformers shares across architectures
+    (heads, attention, caches) or by their config: each is seconds of export and validation however
+    tiny the model, so they are marked ``exhaustive`` (deselected by default, ``pytest -m
+    exhaustive`` runs them, and CI does) to keep the default run within its budget.
     """
-    family = get_spec(model_type).family
-    if family == "encoder" or model_type in REFERENCE:
-        return True
-    return task == ("seq2seq-lm-with-past" if family == "encoder-decoder" else "causal-lm-with-past")
+    return model_type in REFERENCE or DISTINCT.get(model_type) == task
 
 
 def _param(model_type: str, task: str) -> object:
@@ -66,9 +77,12 @@ def test_every_supported_pair_has_a_test() -> None:
     assert len(PAIRS) >= 200
     with_past = {task for _, task in PAIRS if get_task(task).with_past}
     assert with_past == {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
-    # every architecture is exported by the default run, and every task of the matrix too
-    assert {m for m, t in PAIRS if in_default_run(m, t)} == {m for m, _ in PAIRS}
-    assert {t for m, t in PAIRS if in_default_run(m, t)} == {t for _, t in PAIRS}
+    # the default run exports every family and input kind, and every task of the matrix
+    default = [(m, t) for m, t in PAIRS if in_default_run(m, t)]
+    assert {group(m) for m, _ in default} == {group(m) for m, _ in PAIRS}
+    assert {t for _, t in default} == {t for _, t in PAIRS}
+    assert all(pair in PAIRS for pair in DISTINCT.items())
+    assert len(default) <= 40  # the budget of the default run
 
 
 @pytest.mark.parametrize(("model_type", "task"), [_param(m, t) for m, t in PAIRS])
@@ -88,6 +102,7 @@ def test_export_and_validate(model_type: str, task: str, checkpoint_factory, tmp
     assert len(shapes) == 2
     for fmt in data["formats"]:
         assert len(fmt["checks"]) == 2
+        assert fmt["method"] in ({"torchscript", "transformers"} if fmt["format"] == "onnx" else {"trace"})
         assert all(check["outputs"] for check in fmt["checks"])
     written = {f["path"] for f in data["files"]}
     assert {onnx_file(c) for c in components} | {f"{c}.pt" for c in components} <= written

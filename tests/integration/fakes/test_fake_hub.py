@@ -253,16 +253,16 @@ def test_fault_injection(hub: FakeHub, api: HfApi) -> None:
 
 
 def test_runs_standalone() -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.hub", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split()[-1]
-        assert HfApi(endpoint=url, token=WRITE_TOKEN).whoami()["name"] == USER
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().split()[-1]
+            assert HfApi(endpoint=url, token=WRITE_TOKEN).whoami()["name"] == USER
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

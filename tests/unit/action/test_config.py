@@ -64,6 +64,8 @@ def test_hub_ids_and_explicit_values(runner_env: dict[str, str]) -> None:
             "INPUT_REVISION": "v1.0",
             "INPUT_OPSET": "17",
             "INPUT_ATOL": "1e-3",
+            "INPUT_RTOL": "0.01",
+            "INPUT_DTYPES": "q8, fp32",
             "INPUT_FORMATS": "torchscript, onnx, onnx",
             "INPUT_OPEN_PR": "False",
             "INPUT_FAIL_ON_VALIDATION_ERROR": "FALSE",
@@ -84,7 +86,7 @@ def test_hub_ids_and_explicit_values(runner_env: dict[str, str]) -> None:
     command = exporter_command(config)
     assert command[1:] == [
         "-I", "-m", "exporter", "export", "--model", "google-bert/bert-base-uncased", "--revision", "v1.0",
-        "--opset", "17", "--atol", "0.001", "--formats", "torchscript,onnx", str(config.output_dir),
+        "--opset", "17", "--atol", "0.001", "--rtol", "0.01", "--dtypes", "fp32,q8", "--formats", "torchscript,onnx", str(config.output_dir),
     ]  # fmt: skip
 
 
@@ -100,6 +102,8 @@ def test_hub_ids_and_explicit_values(runner_env: dict[str, str]) -> None:
         ({"INPUT_ATOL": "small"}, "input 'atol': 'small' is not a number"),
         ({"INPUT_ATOL": "-1"}, "input 'atol': '-1' must be a finite number >= 0"),
         ({"INPUT_ATOL": "nan"}, "must be a finite number"),
+        ({"INPUT_RTOL": "-0.1"}, "input 'rtol': '-0.1' must be a finite number >= 0"),
+        ({"INPUT_DTYPES": "fp32,int4"}, "input 'dtypes': 'fp32,int4' must be a comma-separated subset"),
         ({"INPUT_FORMATS": "onnx,tflite"}, "input 'formats': 'onnx,tflite' must be a comma-separated subset"),
         ({"INPUT_OPEN_PR": "yes"}, "input 'open-pr': 'yes' is not a boolean; use true or false"),
         ({"INPUT_FAIL_ON_VALIDATION_ERROR": "0"}, "input 'fail-on-validation-error': '0' is not a boolean"),

@@ -47,6 +47,8 @@ def test_repo_config_defaults_when_absent() -> None:
         "--formats",
         "onnx,torchscript",
         "--quiet",
+        "--dtypes",
+        "fp32,q8",
         OUTPUT,
     )
 
@@ -58,11 +60,20 @@ def test_the_report_names_the_repo_and_commit_not_the_sandbox_path() -> None:
 
 
 def test_repo_config_values_reach_the_exporter() -> None:
-    config = parse_repo_config(b"tasks: [feature-extraction]\nopset: 17\natol: 0.001\nformats: [onnx]\n")
+    config = parse_repo_config(b"tasks: [feature-extraction]\nopset: 17\natol: 0.001\nrtol: 0.01\nformats: [onnx]\n")
     args = exporter_args(config, config.task_list()[0])
     assert args[args.index("--task") + 1] == "feature-extraction"
     assert args[args.index("--opset") + 1] == "17" and args[args.index("--atol") + 1] == "0.001"
+    assert args[args.index("--rtol") + 1] == "0.01"
+    assert args[args.index("--dtypes") + 1] == "fp32,q8"  # the bot's default set
     assert args[args.index("--formats") + 1] == "onnx"
+
+
+def test_repo_config_dtypes() -> None:
+    config = parse_repo_config(b"dtypes: [q4, fp16]\n")
+    args = exporter_args(config, None)
+    assert args[args.index("--dtypes") + 1] == "q4,fp16"
+    assert "--dtypes" not in exporter_args(parse_repo_config(b"formats: [torchscript]\n"), None)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +82,8 @@ def test_repo_config_values_reach_the_exporter() -> None:
         ("enabled: maybe\n", "enabled"),
         ("formats: [tflite]\n", "formats"),
         ("atol: -1\n", "atol"),
+        ("rtol: 2\n", "rtol"),
+        ("dtypes: [int3]\n", "dtypes"),
         ("tasks: ['; rm -rf /']\n", "tasks"),
         ("surprise: 1\n", "surprise"),
         ("tasks: [a\n", "not valid YAML"),

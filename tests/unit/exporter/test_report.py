@@ -140,3 +140,37 @@ def test_report_reader_refuses_non_json() -> None:
         Report.from_json(b"\xff{")
     with pytest.raises(ReportError, match="not a JSON object"):
         Report.from_json("[]")
+
+
+def test_rtol_scales_with_each_reference_element() -> None:
+    reference = {"logits": np.array([300.0, 0.5], dtype=np.float32)}
+    shape = {"batch": 1}
+    large_off = {"logits": np.array([300.001, 0.5], dtype=np.float32)}  # 3e-6 of 300: rounding
+    small_off = {"logits": np.array([300.0, 0.501], dtype=np.float32)}  # 2e-3 of 0.5: an error
+    assert not compare_outputs(reference, large_off, 1e-4, shape).passed
+    assert compare_outputs(reference, large_off, 1e-4, shape, rtol=1e-5).passed
+    failing = compare_outputs(reference, small_off, 1e-4, shape, rtol=1e-5)
+    assert not failing.passed
+    assert (failing.outputs[0].atol, failing.outputs[0].rtol) == (1e-4, 1e-5)
+
+
+def test_a_failing_variant_fails_the_report(tmp_path: Path) -> None:
+    from exporter.report import VariantResult
+
+    report = _report(tmp_path, atol=1e-2)
+    variant = VariantResult(
+        dtype="q8",
+        component="model",
+        file="model_quantized.onnx",
+        criterion="top-1 agreement ≥ 95% (logits) and cosine similarity ≥ 0.99",
+        figures={"cosine": 0.5, "top1_agreement": 0.5},
+        passed=False,
+    )
+    failing = report.model_copy(update={"variants": [variant]})
+    assert report.status == "passed" and failing.status == "failed"
+    assert failing.failures() == [
+        "q8 model_quantized.onnx: cosine 0.5, top1_agreement 0.5; "
+        "needs top-1 agreement ≥ 95% (logits) and cosine similarity ≥ 0.99"
+    ]
+    assert Report.from_json(failing.to_json()) == failing
+    assert "| q8 | `model_quantized.onnx` |" in failing.to_markdown()
