@@ -10,7 +10,9 @@ decoder ``*-with-past``     ``model``: ``input_ids``, ``attention_mask`` (past +
                             ``position_ids`` (when the model takes them), ``past_key_values.*``
 seq2seq ``*-with-past``     ``encoder_model``; ``decoder_model`` (first step, no past in, the
                             whole cache out); ``decoder_with_past_model`` (past in, the
-                            self-attention part of the cache out)
+                            updated self-attention cache and the cross-attention one out).
+                            In ONNX the two decoders become the branches of one
+                            ``decoder_model_merged`` (:mod:`exporter.merge`)
 =========================== ================================================================
 
 Each component makes its own sample inputs for a shape: the past is real, from running the model

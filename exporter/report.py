@@ -27,9 +27,12 @@
 
 ``formats`` has one entry per format and *component*, format by format. Most tasks have one
 component, ``model``; a seq2seq ``-with-past`` export has three, ``encoder_model``,
-``decoder_model`` and ``decoder_with_past_model``, each its own file (``file``) with its own checks.
-A shape names every dynamic axis the component has: ``batch`` and ``sequence``, plus
-``decoder_sequence`` (decoder tokens) and ``past_sequence`` (tokens in the cache) where it has them;
+``decoder_model`` and ``decoder_with_past_model``, each with its own checks; in ONNX the two
+decoders are the two branches of one file, ``decoder_model_merged.onnx`` (``file``).
+A shape names every dynamic axis the component has, as the graphs name them: ``batch_size`` and
+``sequence_length``, plus ``decoder_sequence_length`` (decoder tokens) and ``past_sequence_length``
+(tokens in the cache) where it has them (a seq2seq decoder's: ``encoder_sequence_length``,
+``past_decoder_sequence_length``);
 the top-level ``shapes`` are the union over the components. An output passes when every element is
 within ``atol + rtol·|reference|``. ``variants`` (``--dtypes``; added in schema 1 with an empty
 default) judges each fp16/q8/q4 file with its own criterion (:mod:`exporter.agreement`); a failing
