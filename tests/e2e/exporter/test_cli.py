@@ -112,3 +112,11 @@ def test_features() -> None:
     )
     unknown = run("features", "nope")
     assert unknown.returncode == UnsupportedError.exit_code
+
+
+def test_features_of_a_type_that_cannot_be_exported_gives_the_reason() -> None:
+    from exporter.specs import get_spec
+
+    result = run("features", "longformer")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"longformer: every task not exportable: {get_spec('longformer').not_exportable}"
