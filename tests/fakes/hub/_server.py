@@ -370,26 +370,6 @@ class FakeHub:
         if repo.namespace not in user.namespaces:
             raise HubError(403, f"You don't have the rights to write to {repo.repo_id}")
 
-    def _on_whoami(self, req: _Request) -> Response:
-        if req.user is None or req.token is None:
-            raise HubError(401, "Invalid username or password.")
-        return Response.json(
-            {
-                "type": "user",
-                "id": hashlib.sha1(req.user.name.encode()).hexdigest()[:24],
-                "name": req.user.name,
-                "fullname": req.user.name,
-                "email": f"{req.user.name}@example.com",
-                "emailVerified": True,
-                "isPro": False,
-                "orgs": [{"type": "org", "name": org, "fullname": org} for org in req.user.orgs],
-                "auth": {
-                    "type": "access_token",
-                    "accessToken": {"displayName": f"{req.token.role} token", "role": req.token.role},
-                },
-            }
-        )
-
     def _on_validate_yaml(self, req: _Request) -> Response:
         content = str(req.json().get("content", ""))
         if not content.startswith("---"):
@@ -428,28 +408,6 @@ class FakeHub:
                 return Response.json({"error": e.message, "url": url}, status=409)
             raise
         return Response.json({"url": url, "name": repo_id, "id": hashlib.sha1(url.encode()).hexdigest()[:24]})
-
-    def _on_delete_repo(self, req: _Request) -> Response:
-        body = req.json()
-        user = req.require_write("delete a repo")
-        repo_type = body.get("type") or "model"
-        repo_id = f"{body.get('organization') or user.name}/{body.get('name')}"
-        with self.store.lock:
-            repo = self.store.get_repo(repo_type, repo_id, user)
-            self._check_repo_write(repo, user)
-            del self.store.repos[repo.key]
-        return Response()
-
-    def _on_repo_settings(self, req: _Request) -> Response:
-        user = req.require_write("change repo settings")
-        repo = self._repo(req)
-        self._check_repo_write(repo, user)
-        body = req.json()
-        if "private" in body:
-            repo.private = bool(body["private"])
-        if "visibility" in body:
-            repo.private = body["visibility"] == "private"
-        return Response.json({"private": repo.private})
 
     def _on_repo_info(self, req: _Request) -> Response:
         repo = self._repo(req)
@@ -522,53 +480,6 @@ class FakeHub:
             raise HubError(404, f"Entry not found: {path}", code="EntryNotFound", commit=oid)
         entries = [self._entry(d, None, oid) for d in sorted(dirs)] + entries
         return Response.json(entries)
-
-    def _on_paths_info(self, req: _Request) -> Response:
-        repo = self._repo(req)
-        form = parse_qs(req.body.decode(), keep_blank_values=True)
-        with self.store.lock:
-            oid = repo.resolve(unquote(req.params["rev"]))
-            files = repo.commits[oid].files
-        out = []
-        for raw in form.get("paths", []):
-            path = raw.strip("/")
-            if path in files:
-                out.append(self._entry(path, files[path], oid))
-            elif any(p.startswith(path + "/") for p in files):
-                out.append(self._entry(path, None, oid))
-        return Response.json(out)
-
-    def _on_refs(self, req: _Request) -> Response:
-        repo = self._repo(req)
-
-        def items(prefix: str) -> list[dict[str, str]]:
-            return [
-                {"name": ref[len(prefix) :] if prefix != "refs/pr/" else ref, "ref": ref, "targetCommit": oid}
-                for ref, oid in sorted(repo.refs.items())
-                if ref.startswith(prefix)
-            ]
-
-        data: dict[str, Any] = {"branches": items("refs/heads/"), "converts": [], "tags": items("refs/tags/")}
-        if _truthy(req.arg("include_prs")):
-            data["pullRequests"] = items("refs/pr/")
-        return Response.json(data)
-
-    def _on_branch(self, req: _Request) -> Response:
-        repo = self._repo(req)
-        user = req.require_write(f"manage branches of {repo.repo_id}")
-        self._check_repo_write(repo, user)
-        ref = f"refs/heads/{unquote(req.params['branch'])}"
-        with self.store.lock:
-            if req.method == "DELETE":
-                if ref not in repo.refs or ref == "refs/heads/main":
-                    raise HubError(404 if ref not in repo.refs else 403, f"Cannot delete {ref}")
-                del repo.refs[ref]
-                return Response.json({})
-            if ref in repo.refs:
-                raise HubError(409, f"Reference already exists: {ref}")
-            start = req.json().get("startingPoint") or "main"
-            repo.refs[ref] = repo.resolve(str(start))
-        return Response.json({})
 
     def _on_commits(self, req: _Request) -> Response:
         repo = self._repo(req)
@@ -779,34 +690,9 @@ class FakeHub:
         self._fire_discussion(repo, d, "update", req.base_url, comment=body.get("comment"))
         return Response.json(result)
 
-    def _my_webhook(self, req: _Request) -> tuple[FakeUser, Any]:
+    def _on_create_webhook(self, req: _Request) -> Response:
         user = req.require_write("manage webhooks")
-        hook = self.store.webhooks.get(req.params["id"])
-        if hook is None or hook.owner != user.name:
-            raise HubError(404, "Webhook not found")
-        return user, hook
-
-    def _on_webhooks(self, req: _Request) -> Response:
-        user = req.require_write("manage webhooks")
-        if req.method == "POST":
-            return Response.json({"webhook": self.store.create_webhook(user.name, req.json()).as_json()})
-        return Response.json([h.as_json() for h in self.store.webhooks.values() if h.owner == user.name])
-
-    def _on_webhook(self, req: _Request) -> Response:
-        _, hook = self._my_webhook(req)
-        action = req.params.get("action")
-        if req.method == "DELETE":
-            del self.store.webhooks[hook.id]
-            return Response.json({})
-        if action in ("enable", "disable"):
-            hook.disabled = action == "disable"
-        elif req.method == "POST":
-            body = req.json()
-            hook.watched = [{"type": w["type"], "name": w["name"]} for w in body.get("watched", hook.watched)]
-            hook.url = body.get("url", hook.url)
-            hook.domains = body.get("domains", hook.domains)
-            hook.secret = body.get("secret", hook.secret)
-        return Response.json({"webhook": hook.as_json()})
+        return Response.json({"webhook": self.store.create_webhook(user.name, req.json()).as_json()})
 
     def _on_lfs_batch(self, req: _Request) -> Response:
         repo = self._git_repo(req)
@@ -886,18 +772,11 @@ class FakeHub:
 _Endpoint = Callable[["FakeHub", _Request], Response]
 ROUTES: Routes[_Endpoint] = Routes(
     [
-        ("GET", r"/api/whoami-v2", FakeHub._on_whoami),
         ("POST", r"/api/repos/create", FakeHub._on_create_repo),
-        ("POST", r"/api/validate-yaml", FakeHub._on_validate_yaml),
-        ("DELETE", r"/api/repos/delete", FakeHub._on_delete_repo),
-        ("PUT", rf"/api/{_REPO}/settings", FakeHub._on_repo_settings),
+        ("POST", r"/api/validate-yaml", FakeHub._on_validate_yaml),  # huggingface_hub, on a README.md commit
         ("GET", rf"/api/{_REPO}", FakeHub._on_repo_info),
         ("GET", rf"/api/{_REPO}/revision/(?P<rev>.+)", FakeHub._on_repo_info),
         ("GET", rf"/api/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", FakeHub._on_tree),
-        ("POST", rf"/api/{_REPO}/paths-info/(?P<rev>[^/]+)", FakeHub._on_paths_info),
-        ("GET", rf"/api/{_REPO}/refs", FakeHub._on_refs),
-        ("POST", rf"/api/{_REPO}/branch/(?P<branch>[^/]+)", FakeHub._on_branch),
-        ("DELETE", rf"/api/{_REPO}/branch/(?P<branch>[^/]+)", FakeHub._on_branch),
         ("GET", rf"/api/{_REPO}/commits/(?P<rev>[^/]+)", FakeHub._on_commits),
         ("POST", rf"/api/{_REPO}/preupload/(?P<rev>[^/]+)", FakeHub._on_preupload),
         ("POST", rf"/api/{_REPO}/commit/(?P<rev>[^/]+)", FakeHub._on_commit),
@@ -905,12 +784,7 @@ ROUTES: Routes[_Endpoint] = Routes(
         ("POST", rf"/api/{_REPO}/discussions", FakeHub._on_create_discussion),
         ("GET", rf"/api/{_REPO}/discussions/(?P<num>\d+)", FakeHub._on_discussion_details),
         ("POST", _DISCUSSION_ACTION, FakeHub._on_discussion_action),
-        ("GET", r"/api/settings/webhooks", FakeHub._on_webhooks),
-        ("POST", r"/api/settings/webhooks", FakeHub._on_webhooks),
-        ("GET", r"/api/settings/webhooks/(?P<id>[^/]+)", FakeHub._on_webhook),
-        ("POST", r"/api/settings/webhooks/(?P<id>[^/]+)", FakeHub._on_webhook),
-        ("DELETE", r"/api/settings/webhooks/(?P<id>[^/]+)", FakeHub._on_webhook),
-        ("POST", r"/api/settings/webhooks/(?P<id>[^/]+)/(?P<action>enable|disable)", FakeHub._on_webhook),
+        ("POST", r"/api/settings/webhooks", FakeHub._on_create_webhook),
         ("POST", rf"/{_GIT_REPO}\.git/info/lfs/objects/batch", FakeHub._on_lfs_batch),
         ("PUT", r"/_fake_lfs/upload/(?P<oid>[0-9a-f]{64})", FakeHub._on_lfs_upload),
         ("POST", r"/_fake_lfs/verify", FakeHub._on_lfs_verify),
