@@ -27,7 +27,7 @@ def test_every_dtype_of_a_classifier_is_built_and_passes(tmp_path: Path) -> None
     assert files["model_quantized.onnx"] < files["model.onnx"] and files["model_fp16.onnx"] < files["model.onnx"]
     by_dtype = {variant.dtype: variant for variant in report.variants}
     assert set(by_dtype) == {"fp16", "q8", "q4"}
-    assert by_dtype["q8"].figures["top1_agreement"] >= 0.95 and by_dtype["q8"].figures["cosine"] >= 0.99
+    assert by_dtype["q8"].figures["top1_agreement"] >= 0.9 and by_dtype["q8"].figures["cosine"] >= 0.99
     assert by_dtype["fp16"].figures["max_abs_diff"] < 1e-2
     markdown = (request.output_dir / "report.md").read_text()
     assert "`model_quantized.onnx`" in markdown and "top1_agreement" in markdown
@@ -51,4 +51,4 @@ def test_a_variant_of_other_weights_fails_its_criterion(tmp_path: Path) -> None:
     (component,) = build_components(loaded)
     result = check_variant(component, component_context(loaded, component, mine), "q8", mine.validation_shapes)
     assert not result.passed
-    assert result.figures["top1_agreement"] < 0.95
+    assert result.figures["top1_agreement"] < 0.9
