@@ -87,7 +87,22 @@ def _single(loaded: Loaded) -> Component:
     by_name = {
         inp.name: dummy_inputs.choices_axes(inp.dynamic_axes) if choices else inp.dynamic_axes for inp in loaded.inputs
     }
-    return Component("model", loaded.model, make, lambda name: by_name.get(name, {}), loaded.spec.output_names)
+    names = loaded.spec.output_names
+    module = SelectOutputs(loaded.model, names).eval() if names else loaded.model
+    return Component("model", module, make, lambda name: by_name.get(name, {}), names)
+
+
+class SelectOutputs(torch.nn.Module):
+    """The model returning only the named top-level tensors of its output (CLIP's nested tower outputs are left out)."""
+
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, **inputs: Any) -> dict[str, torch.Tensor]:
+        outputs = self.model(**inputs)
+        return {name: outputs[name] for name in self.names}
 
 
 def _past_axes(name: str) -> Mapping[int, str]:
