@@ -30,6 +30,8 @@ _VISION = {
     "num_attention_heads": 4,
     "intermediate_size": 37,
 }
+#: BEiT-style semantic segmentation reads four hidden states of the stack (``out_indices``).
+_VISION_SEGMENTATION = {**_VISION, "num_hidden_layers": 4, "out_indices": [1, 2, 3, 4], "pool_scales": [1, 2]}
 _XLM = {"vocab_size": 128, "emb_dim": 32, "n_layers": 1, "n_heads": 4, "max_position_embeddings": 64}
 # Decoders and seq2seq models get two layers: the cache of a -with-past export is per layer.
 _BART_LIKE = {
@@ -146,7 +148,7 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "xlm": _XLM,
     "xlm-roberta": _BERT_LIKE,
     "xlm-roberta-xl": _BERT_LIKE,
-    "beit": _VISION,
+    "beit": _VISION_SEGMENTATION,
     # Seed decoders and seq2seq models. Special token ids are moved inside the tiny vocabulary.
     "bart": _BART_LIKE,
     "bigbird_pegasus": {**_BART_LIKE, "attention_type": "original_full", "block_size": 4, "num_random_blocks": 2},
@@ -260,22 +262,24 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     },
     "clip": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 16},
     "siglip": {"text_config": _CLIP_TEXT, "vision_config": _VISION},
-    "data2vec-vision": _VISION,
+    "data2vec-vision": _VISION_SEGMENTATION,
     "deit": _VISION,
     "vit": _VISION,
     "dinov2": _VISION,
     "yolos": {**_VISION, "image_size": [32, 32], "num_detection_tokens": 4},
     "detr": {
+        # The segmentation head fuses three backbone stages: four stages, 64 × 64 pixels.
         **_SMALL_IMAGE,
+        "image_size": 64,
         "use_timm_backbone": False,
         "use_pretrained_backbone": False,
         "backbone": None,
         "backbone_config": {
             "model_type": "resnet",
             "embedding_size": 8,
-            "hidden_sizes": [8, 16],
-            "depths": [1, 1],
-            "out_features": ["stage2"],
+            "hidden_sizes": [8, 8, 16, 16],
+            "depths": [1, 1, 1, 1],
+            "out_features": ["stage1", "stage2", "stage3", "stage4"],
         },
         "d_model": 32,
         "encoder_layers": 1,

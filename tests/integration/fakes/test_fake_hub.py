@@ -256,7 +256,9 @@ def test_runs_standalone() -> None:
         try:
             assert proc.stdout is not None
             url = proc.stdout.readline().split()[-1]
-            assert HfApi(endpoint=url, token=WRITE_TOKEN).create_repo(f"{USER}/standalone").repo_id == f"{USER}/standalone"
+            assert (
+                HfApi(endpoint=url, token=WRITE_TOKEN).create_repo(f"{USER}/standalone").repo_id == f"{USER}/standalone"
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=10)
