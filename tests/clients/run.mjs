@@ -1,16 +1,17 @@
 // Load an exported model folder with transformers.js and print what it computes, as JSON on stdout.
 //
-//   node run.mjs <tjs3|tjs4> <folder> <task> [new_tokens]
+//   node run.mjs <tjs3|tjs4> <folder> <task> [new_tokens] [dtype]
 //
 // <folder> is laid out as the bot's pull request leaves a repository: config.json, the tokenizer
 // files and onnx/ (model.onnx, or encoder_model.onnx + decoder_model_merged.onnx). Tasks:
 //   text-generation       greedy decoding of a causal LM: {"input_ids": [...], "tokens": [...]}
 //   text2text-generation  greedy decoding of a seq2seq LM: the same
 //   text-classification   {"input_ids": [...], "logits": [...], "label": "...", "score": ...}
+// dtype (default fp32) picks the file as transformers.js does: q8 → model_quantized.onnx, fp16 → model_fp16.onnx.
 // Nothing is fetched: remote models are off and the folder is read as a local model.
 import path from "node:path";
 
-const [library, folder, task, newTokens = "8"] = process.argv.slice(2);
+const [library, folder, task, newTokens = "8", dtype = "fp32"] = process.argv.slice(2);
 const PROMPT = "the model reads a tiny random text";
 const tjs = await import(library);
 const { env, AutoTokenizer, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, pipeline } = tjs;
@@ -18,7 +19,7 @@ env.allowRemoteModels = false;
 env.allowLocalModels = true;
 env.localModelPath = path.dirname(path.resolve(folder));
 const id = path.basename(path.resolve(folder));
-const options = { dtype: "fp32", device: "cpu", local_files_only: true };
+const options = { dtype, device: "cpu", local_files_only: true };
 
 const tokenizer = await AutoTokenizer.from_pretrained(id, { local_files_only: true });
 const inputs = await tokenizer(PROMPT);

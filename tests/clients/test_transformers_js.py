@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 import torch
 
+from exporter.agreement import AGREEMENT
+from exporter.report import Report
 from exporter.run import ExportRequest, run_export
 from exporter.sample import build_sample_checkpoint
 from tests.conftest import CLIENTS
@@ -56,21 +58,23 @@ def _param(model_type: str, library: str) -> Any:
     return pytest.param(model_type, library, marks=marks, id=f"{model_type}-{library}")
 
 
-def export_repo(model_type: str, folder: Path) -> Path:
+def export_repo(model_type: str, folder: Path, dtypes: tuple[str, ...] = ("fp32",)) -> Path:
     """A repository folder as a merged bot PR leaves it: checkpoint files plus the export under ``onnx/``."""
     task = CASES[model_type][0]
     base = task.removesuffix("-with-past")
     build_sample_checkpoint(folder, model_type, base, **WIDE_INIT[model_type])
     # Wide weights give larger activations: an absolute tolerance scaled to them (the tokens are the test).
-    request = ExportRequest(model=str(folder), task=task, output_dir=folder / "onnx", formats=("onnx",), atol=1e-3)
+    request = ExportRequest(
+        model=str(folder), task=task, output_dir=folder / "onnx", formats=("onnx",), atol=1e-3, dtypes=dtypes
+    )
     report = run_export(request)
     assert report.status == "passed", report.failures()
     return folder
 
 
-def run_client(library: str, folder: Path, task: str) -> dict[str, Any]:
-    """``run.mjs``'s JSON for one transformers.js major."""
-    command = ["node", str(CLIENTS / "run.mjs"), library, str(folder), task, str(NEW_TOKENS)]
+def run_client(library: str, folder: Path, task: str, dtype: str = "fp32") -> dict[str, Any]:
+    """``run.mjs``'s JSON for one transformers.js major, loading the ``dtype`` files."""
+    command = ["node", str(CLIENTS / "run.mjs"), library, str(folder), task, str(NEW_TOKENS), dtype]
     done = subprocess.run(command, cwd=CLIENTS, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, f"{library} failed on {folder.name}:\n{done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -107,3 +111,26 @@ def test_transformers_js_matches_pytorch(model_type: str, library: str, tmp_path
     new = expected[len(result["input_ids"]) :] if task == "text-generation" else expected[1:]
     assert len(set(new)) > 1, f"degenerate sample {expected}: the comparison would prove little"
     assert result["tokens"] == expected
+
+
+@pytest.mark.parametrize(
+    "library",
+    [pytest.param(lib, marks=[pytest.mark.node, pytest.mark.slow, pytest.mark.heavy]) for lib in ("tjs3", "tjs4")],
+)
+def test_transformers_js_q8_classifier_meets_the_reported_criterion(library: str, tmp_path: Path) -> None:
+    """transformers.js loads ``model_quantized.onnx`` (its ``q8``) and agrees with PyTorch as the report says."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = export_repo("bert", tmp_path / "bert", dtypes=("fp32", "q8"))
+    [variant] = [v for v in Report.read(folder / "onnx").variants if v.dtype == "q8"]
+    assert variant.passed and variant.file == "model_quantized.onnx"
+    result = run_client(library, folder, "text-classification", dtype="q8")
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    ids = torch.tensor([result["input_ids"]])
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].numpy()
+    got = np.array(result["logits"])
+    cosine = float(got @ expected / (np.linalg.norm(got) * np.linalg.norm(expected)))
+    assert int(got.argmax()) == int(expected.argmax())
+    assert cosine >= AGREEMENT["q8"].cosine, cosine
+    assert not np.allclose(got, expected, atol=1e-6), "the q8 file gave fp32's exact logits: not the quantized one"
