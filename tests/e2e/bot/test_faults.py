@@ -231,12 +231,15 @@ def test_two_workers_race_for_one_job_and_open_one_pr(
 
 
 def sandbox_of(worker: BotProcess) -> psutil.Process:
-    """The export running under ``worker`` (a child leading its own process group)."""
+    """The export running under ``worker`` (a child leading its own process group; not the start-up check)."""
 
     def find() -> psutil.Process | None:
         for child in psutil.Process(worker.pid).children():
-            if "exporter" in " ".join(child.cmdline()) and os.getpgid(child.pid) == child.pid:
-                return child
+            try:
+                if "exporter export" in " ".join(child.cmdline()) and os.getpgid(child.pid) == child.pid:
+                    return child
+            except (psutil.Error, ProcessLookupError):  # the start-up check's process, exiting
+                continue
         return None
 
     return wait_for(find, 60, "the export to start")

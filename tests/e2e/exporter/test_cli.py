@@ -108,7 +108,8 @@ def test_features() -> None:
     result = run("features", "distilbert")
     assert result.returncode == 0
     assert result.stdout.strip() == (
-        "distilbert: default, masked-lm, sequence-classification, token-classification, question-answering"
+        "distilbert: default, masked-lm, sequence-classification, token-classification, question-answering, "
+        "multiple-choice"
     )
     unknown = run("features", "nope")
     assert unknown.returncode == UnsupportedError.exit_code

@@ -95,9 +95,9 @@ def test_old_features_map_to_tasks(feature: str) -> None:
 
 
 def test_unknown_feature_and_old_framework_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--model", str(tmp_path), "--feature", "multiple-choice", str(tmp_path / "out")]) == 4
+    assert main(["--model", str(tmp_path), "--feature", "next-sentence-prediction", str(tmp_path / "out")]) == 4
     stderr = capsys.readouterr().err
-    assert stderr.startswith("error: feature 'multiple-choice' is not supported") and stderr.count("\n") == 1
+    assert stderr.startswith("error: feature 'next-sentence-prediction' is not supported") and stderr.count("\n") == 1
     assert main(["--model", str(tmp_path), "--framework", "tf", str(tmp_path / "out")]) == 2
     assert "TensorFlow" in capsys.readouterr().err
     assert main(["--model", str(tmp_path), "--opset", "11", str(tmp_path / "out")]) == 2
