@@ -28,14 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SIZE = {
-    "vocab_size": 30522,
-    "dim": 768,
-    "n_layers": 6,
-    "n_heads": 12,
-    "hidden_dim": 3072,
-    "max_position_embeddings": 512,
-}
+from bench_export import SIZES
+
+SIZE = SIZES["distilbert"]  # DistilBERT-base, as bench_export.py builds it
 THREADS = 2
 
 

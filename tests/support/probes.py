@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bot.sandbox import SandboxRequest
+
 PROBE = r"""
 import ctypes, errno, json, os, signal, socket, sys, time
 out, port, tmp_write, forks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -78,3 +80,21 @@ def probe_args(output: str, port: int, tmp_write: int, forks: int) -> tuple[str,
 
 def read_probe(output: Path) -> dict[str, object]:
     return dict(json.loads((output / "probe.json").read_text()))
+
+
+def sandbox_request(
+    tmp_path: Path, *args: str, timeout: float = 60, memory: int = 2 << 30, small_limits: bool = False
+) -> SandboxRequest:
+    """A request over ``tmp_path/snapshot`` and ``tmp_path/output``; ``small_limits``: 32 processes and
+    8 MiB of ``/tmp``, which a probe reaches quickly."""
+    (tmp_path / "snapshot").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "output").mkdir(exist_ok=True)
+    limits = {"max_processes": 32, "tmp_bytes": 8 << 20} if small_limits else {}
+    return SandboxRequest(
+        args=args,
+        snapshot_dir=tmp_path / "snapshot",
+        output_dir=tmp_path / "output",
+        timeout=timeout,
+        memory_bytes=memory,
+        **limits,
+    )

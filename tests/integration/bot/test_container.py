@@ -23,7 +23,7 @@ from bot.pipeline.sandboxed_export import ExportLimits, export_in_sandbox
 from bot.sandbox import OUTPUT, ContainerRunner, SandboxRequest, preflight
 from tests.conftest import PODMAN_CLI, TEST_IMAGE
 from tests.support.hostile import ATTACK, Listener
-from tests.support.probes import probe_args, read_probe
+from tests.support.probes import probe_args, read_probe, sandbox_request
 
 pytestmark = pytest.mark.podman
 
@@ -41,17 +41,7 @@ def listener() -> Iterator[Listener]:
 
 
 def request(tmp_path: Path, *args: str, timeout: float = 120, memory: int = 2 << 30) -> SandboxRequest:
-    (tmp_path / "snapshot").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "output").mkdir(exist_ok=True)
-    return SandboxRequest(
-        args=args,
-        snapshot_dir=tmp_path / "snapshot",
-        output_dir=tmp_path / "output",
-        timeout=timeout,
-        memory_bytes=memory,
-        max_processes=32,
-        tmp_bytes=8 << 20,
-    )
+    return sandbox_request(tmp_path, *args, timeout=timeout, memory=memory, small_limits=True)
 
 
 def containers(output: Path) -> list[str]:

@@ -22,7 +22,7 @@ from bot.sandbox import (
 )
 from bot.sandbox.seccomp import DENIED_SYSCALLS, compiled_filter
 from tests.support.hostile import ATTACK, Listener, hostile_pickle, pickle_attack
-from tests.support.probes import probe_args, read_probe
+from tests.support.probes import probe_args, read_probe, sandbox_request
 
 TOKEN = "hf_SECRET_token_never_in_sandbox"
 
@@ -47,15 +47,7 @@ def secrets_around(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def request(tmp_path: Path, *args: str, timeout: float = 60) -> SandboxRequest:
-    (tmp_path / "snapshot").mkdir(exist_ok=True)
-    (tmp_path / "output").mkdir(exist_ok=True)
-    return SandboxRequest(
-        args=args,
-        snapshot_dir=tmp_path / "snapshot",
-        output_dir=tmp_path / "output",
-        timeout=timeout,
-        memory_bytes=2 << 30,
-    )
+    return sandbox_request(tmp_path, *args, timeout=timeout)
 
 
 def all_output_text(output: Path) -> str:
@@ -186,17 +178,7 @@ def test_make_runner() -> None:
 
 def limited_request(tmp_path: Path, *args: str) -> SandboxRequest:
     """A request with small process and ``/tmp`` limits the probe can reach quickly."""
-    (tmp_path / "snapshot").mkdir(exist_ok=True)
-    (tmp_path / "output").mkdir(exist_ok=True)
-    return SandboxRequest(
-        args=args,
-        snapshot_dir=tmp_path / "snapshot",
-        output_dir=tmp_path / "output",
-        timeout=60,
-        memory_bytes=2 << 30,
-        max_processes=32,
-        tmp_bytes=8 << 20,
-    )
+    return sandbox_request(tmp_path, *args, small_limits=True)
 
 
 @pytest.mark.bwrap
