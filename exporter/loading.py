@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ class Loaded:
     inputs: tuple[InputSpec, ...]
     #: Argument names of ``model.forward``.
     forward_parameters: frozenset[str] = frozenset()
+    #: Config values the spec changed before the model was built: key → ``{"checkpoint", "exported"}``.
+    config_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def looks_like_repo_id(model: str) -> bool:

@@ -154,6 +154,9 @@ class Report(_Data):
     model_type: str
     architecture: str
     task: str
+    #: Config values the architecture's spec changed before building the model (the export is of the
+    #: changed model, and validated against it): key → ``{"checkpoint": …, "exported": …}``.
+    config_overrides: dict[str, dict[str, Any]] = {}
     opset: int | None
     export_shape: dict[str, int]
     shapes: list[dict[str, int]]
@@ -300,6 +303,18 @@ def render_markdown(report: Report) -> str:
         + f" ({report.architecture}), exported at {_shape_text(report.export_shape)}, "
         f"validated against eager PyTorch on {len(report.shapes)} shapes.",
         "",
+        *(
+            [
+                "Config changed by the architecture's spec before export (the export and its reference "
+                "are the changed model): "
+                + ", ".join(
+                    f"`{key}` {v['checkpoint']!r} → {v['exported']!r}" for key, v in report.config_overrides.items()
+                ),
+                "",
+            ]
+            if report.config_overrides
+            else []
+        ),
         "| format | shape | output | max abs diff | max rel diff | atol | rtol | result |",
         "|---|---|---|---:|---:|---:|---:|:---:|",
     ]

@@ -124,6 +124,7 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         model_type=loaded.config.model_type,
         architecture=type(loaded.model).__name__,
         task=loaded.task,
+        config_overrides=loaded.config_overrides,
         opset=request.opset if "onnx" in request.formats else None,
         export_shape=dummy_inputs.restrict_shape(request.export_shape, axes),
         shapes=[dummy_inputs.restrict_shape(shape, axes) for shape in request.validation_shapes],
@@ -243,21 +244,31 @@ def load(request: ExportRequest) -> Loaded:
         task = get_task(request.task).name
     if task not in tasks:
         raise UnsupportedTaskError(f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}")
-    configure(config, spec, task)
+    overrides = configure(config, spec, task)
     model_class = spec.model_class or get_task(task).auto()
     model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
     if spec.prepare_model is not None:
         spec.prepare_model(model)
     parameters = frozenset(inspect.signature(model.forward).parameters)
-    return Loaded(checkpoint, spec, task, config, model, dummy_inputs.select_inputs(spec, task, parameters), parameters)
+    inputs = dummy_inputs.select_inputs(spec, task, parameters)
+    return Loaded(checkpoint, spec, task, config, model, inputs, parameters, config_overrides=overrides)
 
 
-def configure(config: Any, spec: ModelSpec, task: str) -> None:
-    """Apply the spec's overrides; no cache in the outputs unless the task exports it (``-with-past``)."""
+def configure(config: Any, spec: ModelSpec, task: str) -> dict[str, dict[str, Any]]:
+    """Apply the spec's overrides; no cache in the outputs unless the task exports it (``-with-past``).
+
+    Returns the overrides that change the checkpoint's config (``use_cache`` only picks the outputs,
+    not the math): the report lists them, since the export is then not the checkpoint as it is.
+    """
     if hasattr(config, "use_cache"):
         config.use_cache = get_task(task).with_past
+    changed: dict[str, dict[str, Any]] = {}
     for key, value in spec.config_overrides.get(task, {}).items():
+        before = getattr(config, key, None)
+        if before != value:
+            changed[key] = {"checkpoint": before, "exported": value}
         setattr(config, key, value)
+    return changed
 
 
 def component_context(loaded: Loaded, component: Component, request: ExportRequest) -> ExportContext:
