@@ -87,4 +87,5 @@ def runner(tmp_path_factory: pytest.TempPathFactory, torch_index: str) -> Iterat
     )
     trash = root.with_name(root.name + ".deleting")
     root.rename(trash)  # then delete it without holding up the end of the session
-    subprocess.Popen(["rm", "-rf", "--", str(trash)], start_new_session=True)
+    # a shell that backgrounds rm and exits: nothing is left for this process to reap
+    subprocess.run(["sh", "-c", 'rm -rf -- "$1" &', "sh", str(trash)], check=True, start_new_session=True)

@@ -273,7 +273,13 @@ def test_seq2seq_with_past_is_published_in_the_client_layout(tmp_path: Path, hub
     assert done["status"] == "succeeded", done
     files = hub.files_at(REPO, "refs/pr/1")
     onnx_files = {name for name in files if name.startswith("onnx/") and name.endswith(".onnx")}
-    assert onnx_files == {"onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"}
+    # the bot's default dtypes: fp32 and q8 (docs/bot.md), each as the clients name it
+    assert onnx_files == {
+        "onnx/encoder_model.onnx",
+        "onnx/decoder_model_merged.onnx",
+        "onnx/encoder_model_quantized.onnx",
+        "onnx/decoder_model_merged_quantized.onnx",
+    }
     report = json.loads(files["onnx/report.json"])
     assert (report["model"], report["revision"], report["task"]) == (REPO, sha, "seq2seq-lm-with-past")
     description = hub.pr_description(REPO, 1)
