@@ -92,6 +92,17 @@ def redis_url() -> Iterator[str]:
 
 
 MODEL_REPO = "alice/model"
+#: The ``config.json`` of a tiny BERT classifier: what the bot's checks read before any weight.
+TINY_BERT = {
+    "model_type": "bert",
+    "architectures": ["BertForSequenceClassification"],
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "max_position_embeddings": 64,
+}
 
 
 class Clock:
@@ -115,3 +126,18 @@ def hub() -> Iterator[FakeHub]:
     with serve_fake_hub(deliver_webhooks=False) as hub:
         hub.create_repo(MODEL_REPO)
         yield hub
+
+
+def open_test_store(kind: str, tmp_path: Path, clock: Clock, policy: Any, redis_url: str | None = None) -> Any:
+    """A ``sqlite`` store in ``tmp_path`` or a ``redis`` one at ``redis_url``, on the test's clock."""
+    from bot.jobs.engine import parse_redis_url
+    from bot.jobs.redis_store import RedisJobStore
+    from bot.jobs.sqlite_store import SQLiteJobStore
+
+    if kind == "sqlite":
+        return SQLiteJobStore(tmp_path / "jobs.sqlite3", policy=policy, clock=clock)
+    import redis
+
+    assert redis_url is not None
+    url, prefix = parse_redis_url(redis_url)
+    return RedisJobStore(redis.Redis.from_url(url), prefix=prefix, policy=policy, clock=clock)

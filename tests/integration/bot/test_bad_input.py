@@ -27,7 +27,7 @@ from bot.pipeline.snapshot import fetch_snapshot, read_listing
 from bot.runtime import build_worker
 from tests.fakes import hub_webhooks
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub
-from tests.support.bot_fixtures import MODEL_REPO, SECRET, make_settings
+from tests.support.bot_fixtures import MODEL_REPO, SECRET, TINY_BERT, make_settings
 from tests.support.processes import BotProcess, bot_env, start_serve
 
 SHA = "c" * 40
@@ -157,16 +157,7 @@ def test_service_still_serves_after_the_whole_corpus(server: str) -> None:
 
 # ---- hostile checkpoints: each fails with its reason, before any export (and, where said, download)
 
-BERT = {
-    "model_type": "bert",
-    "architectures": ["BertForSequenceClassification"],
-    "vocab_size": 128,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 37,
-    "max_position_embeddings": 64,
-}
+BERT = TINY_BERT
 WEIGHTS = {"model.safetensors": b"x" * 64}
 
 

@@ -18,20 +18,11 @@ from bot.jobs.model import Job, JobSpec
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
 from tests.fakes.hub import BOT_USER, FakeHub
-from tests.support.bot_fixtures import MODEL_REPO, Clock
+from tests.support.bot_fixtures import MODEL_REPO, TINY_BERT, Clock
 from tests.support.pipeline import CountingRunner, worker_for
 
 REPO = MODEL_REPO
-BERT = {
-    "model_type": "bert",
-    "architectures": ["BertForSequenceClassification"],
-    "vocab_size": 128,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 37,
-    "max_position_embeddings": 64,
-}
+BERT = TINY_BERT
 TOO_BIG = {"config.json": json.dumps({**BERT, "hidden_size": 10**7}).encode(), "model.safetensors": b"x" * 64}
 DISCUSSIONS = r"^/api/models/alice/model/discussions$"
 

@@ -15,11 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from bot.jobs.engine import parse_redis_url
 from bot.jobs.model import Job, JobSpec, JobStore
-from bot.jobs.redis_store import RedisJobStore
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import Worker
 from bot.pipeline.repo_config import RepoConfig
@@ -27,7 +24,7 @@ from bot.pipeline.workdir import JobFolder, prune
 from bot.runtime import retry_policy
 from bot.settings import BotSettings
 from tests.fakes.hub import BOT_TOKEN, BOT_USER, FakeHub
-from tests.support.bot_fixtures import MODEL_REPO, Clock, make_settings
+from tests.support.bot_fixtures import MODEL_REPO, Clock, make_settings, open_test_store
 from tests.support.outputs import write_output
 from tests.support.pipeline import CountingRunner, worker_for
 
@@ -51,11 +48,8 @@ def settings_for(tmp_path: Path, hub: FakeHub, **overrides: object) -> BotSettin
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[JobStore]:
     policy = retry_policy(make_settings(tmp_path))  # the defaults
-    if request.param == "sqlite":
-        store: JobStore = SQLiteJobStore(tmp_path / "jobs.sqlite3", policy=policy, clock=clock)
-    else:
-        url, prefix = parse_redis_url(request.getfixturevalue("redis_url"))
-        store = RedisJobStore(redis.Redis.from_url(url), prefix=prefix, policy=policy, clock=clock)
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    store: JobStore = open_test_store(request.param, tmp_path, clock, policy, redis_url)
     yield store
     store.close()
 

@@ -17,18 +17,15 @@ from bot.jobs.model import JobSpec, JobStore, RetryPolicy
 from bot.jobs.redis_store import RedisJobStore
 from bot.jobs.sqlite_store import SQLiteJobStore
 from bot.jobs.worker import HANDED_BACK
-from tests.support.bot_fixtures import Clock
+from tests.support.bot_fixtures import Clock, open_test_store
 
 POLICY = RetryPolicy(max_attempts=3, base_seconds=10, max_seconds=40, window_seconds=300)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[JobStore]:
-    if request.param == "sqlite":
-        store: JobStore = SQLiteJobStore(tmp_path / "jobs.sqlite3", policy=POLICY, clock=clock)
-    else:
-        url, prefix = parse_redis_url(request.getfixturevalue("redis_url"))
-        store = RedisJobStore(redis.Redis.from_url(url), prefix=prefix, policy=POLICY, clock=clock)
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    store: JobStore = open_test_store(request.param, tmp_path, clock, POLICY, redis_url)
     yield store
     store.close()
 

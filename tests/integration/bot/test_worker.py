@@ -17,23 +17,12 @@ from bot.pipeline.repo_config import RepoConfig
 from bot.pipeline.workdir import JobFolder
 from bot.runtime import build_worker
 from tests.fakes.hub import BOT_TOKEN, WRITE_TOKEN, FakeHub
-from tests.support.bot_fixtures import MODEL_REPO, make_settings
+from tests.support.bot_fixtures import MODEL_REPO, TINY_BERT, make_settings
 from tests.support.hostile import Listener, hostile_pickle, pickle_attack
 from tests.support.outputs import write_output
 
 REPO = MODEL_REPO  # the repo the shared `hub` fixture creates
-BERT_CONFIG = json.dumps(
-    {
-        "model_type": "bert",
-        "architectures": ["BertForSequenceClassification"],
-        "vocab_size": 128,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "intermediate_size": 37,
-        "max_position_embeddings": 64,
-    }
-).encode()
+BERT_CONFIG = json.dumps(TINY_BERT).encode()
 
 
 def make_worker(tmp_path: Path, hub: FakeHub, **overrides: object) -> Worker:
