@@ -51,13 +51,9 @@ def _explained(dim_param: str, symbols: Mapping[str, str]) -> bool:
 def _infer_output_axes(model: Any, symbols: Mapping[str, str]) -> None:
     """Name output dimensions the exporter left unrelated to the inputs (the TorchScript-based exporter
     writes ``<Op><output>_dim_<i>``), by ONNX Runtime's symbolic shape inference from the named inputs."""
-    import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    for value in probe.graph.output:
-        value.type.tensor_type.ClearField("shape")
+    probe = _shape_probe(model)
     try:
         inferred = SymbolicShapeInference.infer_shapes(probe, auto_merge=True)
     except Exception:  # an op it does not know: the names stay as the exporter wrote them
@@ -67,6 +63,29 @@ def _infer_output_axes(model: Any, symbols: Mapping[str, str]) -> None:
         for dim, found in zip(_dims(value), shapes.get(value.name, []), strict=False):
             if dim.dim_param and not _explained(dim.dim_param, symbols) and _explained(found.dim_param, symbols):
                 dim.dim_param = output_axis(found.dim_param, symbols, 1)
+
+
+def _shape_probe(model: Any, inline_bytes: int = 4096) -> Any:
+    """``model`` for shape inference, without copying its weights: a large initializer becomes a graph
+    input of the same type and shape (small ones stay: shape arithmetic reads their values), and the
+    outputs lose their shapes so that they are inferred."""
+    import onnx
+
+    probe = onnx.ModelProto(ir_version=model.ir_version)
+    probe.opset_import.extend(model.opset_import)
+    probe.functions.extend(model.functions)
+    graph = probe.graph
+    graph.node.extend(model.graph.node)
+    graph.input.extend(model.graph.input)
+    graph.value_info.extend(model.graph.value_info)
+    for tensor in model.graph.initializer:
+        if tensor.ByteSize() <= inline_bytes:
+            graph.initializer.append(tensor)
+        else:
+            graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+    for value in model.graph.output:
+        graph.output.add(name=value.name).type.tensor_type.elem_type = value.type.tensor_type.elem_type
+    return probe
 
 
 def name_graph_axes(graph: Any, dynamic_axes: AxisNames) -> dict[str, str]:
