@@ -20,7 +20,6 @@ position of 19), its q4 decoder 68–74 % (fails, as it should be chosen knowing
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,24 +52,30 @@ Case = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
 def check_variant(
-    component: Component, context: ExportContext, dtype: str, shapes: Sequence[Mapping[str, int]]
+    component: Component,
+    context: ExportContext,
+    dtype: str,
+    shapes: Sequence[Mapping[str, int]],
+    cases: list[Case] | None = None,
 ) -> VariantResult:
-    """Run the ``dtype`` file of ``component`` on every shape and judge it against eager PyTorch."""
+    """Run the ``dtype`` file of ``component`` on every shape and judge it against eager PyTorch.
+
+    ``cases`` are the feeds and eager outputs of ``shapes`` when the caller already has them.
+    """
     fp32_file = context.output_dir / onnx_file(component.name)
     path = variant_path(fp32_file, dtype)
-    cases = _cases(component, shapes)
+    cases = cases if cases is not None else _cases(component, shapes)
     try:
         run = FORMATS["onnx"].load(path, context)
         if component.name in MERGED_FROM:  # a split decoder is one branch of the merged file
             run = merged_runner(run, path, MERGED_FROM[component.name])
         actual = [run(feeds) for feeds, _ in cases]
+        del run  # its session is freed here: no reference cycle holds it (see exporter/validation.py)
     except Exception as e:  # the runtime refused the variant: a failed criterion, reported as such
         return VariantResult(
             dtype=dtype, component=component.name, file=path.name, criterion=_criterion(dtype), figures={},
             passed=False, error=f"run failed: {first_line(e)}",
         )  # fmt: skip
-    finally:
-        gc.collect()
     references = [reference for _, reference in cases]
     if dtype == "fp16":
         return _fp16(component.name, path.name, references, actual, shapes)
@@ -169,12 +174,6 @@ def _cosine(expected: np.ndarray, got: np.ndarray) -> float:
     return float(np.dot(e, g) / norms)
 
 
-def variant_files(output_dir: Path, fp32_file: str, dtype: str) -> list[Path]:
-    """The graph and weight files of a built variant that exist in ``output_dir``."""
-    graph = variant_path(output_dir / fp32_file, dtype)
-    return [path for path in (graph, graph.with_name(f"{graph.name}_data")) if path.exists()]
-
-
 def build_and_check(
     parts: Sequence[tuple[Component, ExportContext]],
     dtypes: Sequence[str],
@@ -182,6 +181,7 @@ def build_and_check(
 ) -> tuple[list[VariantResult], list[Path]]:
     """Build every dtype but fp32 from each component's validated ``.onnx`` file and judge it; results and files."""
     results, written = [], []
+    cases: dict[str, list[Case]] = {}  # eager PyTorch runs once per component, for every dtype
     for dtype in dtypes:
         if dtype == "fp32":
             continue
@@ -191,5 +191,7 @@ def build_and_check(
             if fp32_file not in built:  # the merged decoder's two branches share one file
                 built.add(fp32_file)
                 written += build_variant(fp32_file, dtype, context.external_data_threshold)
-            results.append(check_variant(component, context, dtype, shapes))
+            if component.name not in cases:
+                cases[component.name] = _cases(component, shapes)
+            results.append(check_variant(component, context, dtype, shapes, cases[component.name]))
     return results, written
