@@ -15,24 +15,35 @@ Runtime's symbolic shape inference derives them from the named inputs. A symboli
 that nothing explains is a quantity of its own (a speech model's frames): it is named
 ``<output>_dim_<position>``, except dimension 0, which is the batch in every graph here.
 Fixed dimensions stay numbers.
+
+The TorchScript-based exporter is handed the names up front: the inputs' from the component, the
+outputs' from two eager runs at shapes that differ in every axis (:func:`output_axes_of_runs`).
+Its graphs then usually need no renaming, and this pass only reads them: rewriting a graph means
+serialising its weights again, which cost more than the rest of the pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter.dummy_inputs import BATCH
+from exporter.dummy_inputs import BATCH, DERIVED_AXES, PAST_AXES
 
 AxisNames = Mapping[str, Mapping[int, str]]
 
 
-def name_axes(path: Path, dynamic_axes: AxisNames) -> None:
-    """Rewrite the dimension names of the graph at ``path`` in place (its external weights are left as they are)."""
+def name_axes(path: Path, dynamic_axes: AxisNames) -> bool:
+    """Rewrite the dimension names of the graph at ``path`` in place (its external weights are left as they are).
+
+    The file is written again only when a name changes (re-serialising the weights costs more than
+    the rest of this pass): a graph exported with every axis named already is only read. Returns
+    whether it was rewritten.
+    """
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
+    before = graph_axes(model.graph)
     symbols = name_graph_axes(model.graph, dynamic_axes)
     if any(not _explained(dim.dim_param, symbols) for value in model.graph.output for dim in _dims(value)):
         _infer_output_axes(model, symbols)
@@ -40,7 +51,45 @@ def name_axes(path: Path, dynamic_axes: AxisNames) -> None:
         for position, dim in enumerate(_dims(value)):
             if not _explained(dim.dim_param, symbols):
                 dim.dim_param = f"{value.name}_dim_{position}"
+    if graph_axes(model.graph) == before:
+        return False
     onnx.save(model, str(path))
+    return True
+
+
+Sizes = Mapping[str, tuple[int, ...]]
+
+
+def output_axes_of_runs(
+    inputs: Sequence[Sizes], outputs: Sequence[Sizes], dynamic_axes: AxisNames
+) -> dict[str, dict[int, str]]:
+    """Names of the outputs' dynamic dimensions, read off eager runs at shapes that differ in every axis.
+
+    ``inputs`` and ``outputs`` hold each run's tensor shapes by flat name. An output dimension whose
+    size changes between runs gets the one input axis (or past + new tokens) whose sizes it has in
+    every run, so the exporter can write the name itself (no second pass over the weights). A
+    dimension two names explain, or none, is left out: :func:`name_axes` names it from the graph.
+    """
+    candidates: dict[str, tuple[int, ...]] = {}
+    for name, axes in dynamic_axes.items():
+        for position, axis in axes.items():
+            sizes = tuple(run[name][position] for run in inputs if name in run and position < len(run[name]))
+            if len(sizes) == len(inputs):
+                candidates.setdefault(axis, sizes)
+    for past in PAST_AXES & set(candidates):
+        for axis in set(candidates) - PAST_AXES - DERIVED_AXES - {BATCH}:
+            total = tuple(a + b for a, b in zip(candidates[past], candidates[axis], strict=True))
+            candidates.setdefault(f"{past} + {axis}", total)
+    named: dict[str, dict[int, str]] = {}
+    for name in outputs[0]:
+        for position in range(len(outputs[0][name])):
+            sizes = tuple(run[name][position] for run in outputs)
+            if len(set(sizes)) == 1:
+                continue  # a fixed size: the graph keeps the number
+            matches = [axis for axis, known in candidates.items() if known == sizes]
+            if len(matches) == 1:
+                named.setdefault(name, {})[position] = matches[0]
+    return named
 
 
 def _explained(dim_param: str, symbols: Mapping[str, str]) -> bool:

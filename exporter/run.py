@@ -20,7 +20,7 @@ import torch
 
 from exporter import dummy_inputs
 from exporter.agreement import build_and_check
-from exporter.axes import name_axes
+from exporter.axes import name_axes, output_axes_of_runs
 from exporter.components import Component, build_components
 from exporter.errors import (
     ExportFailedError,
@@ -40,7 +40,7 @@ from exporter.report import FileEntry, FormatResult, Report, VariantResult
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import check_exportable, supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
-from exporter.tensors import flatten_outputs
+from exporter.tensors import flatten_outputs, flatten_tensors
 from exporter.validation import validate
 from exporter.versions import versions
 
@@ -273,26 +273,45 @@ def configure(config: Any, spec: ModelSpec, task: str) -> dict[str, dict[str, An
 
 def component_context(loaded: Loaded, component: Component, request: ExportRequest) -> ExportContext:
     """Sample inputs at the export shape, their dynamic axes, and the output names of an eager run."""
+    probes = [request.export_shape, *_differing(request.export_shape, request.validation_shapes)[:1]]
+    runs: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
     try:
-        sample = component.make_inputs(request.export_shape, 0)
-        with torch.no_grad():
-            names = tuple(flatten_outputs(component.module(**sample)))
+        for index, shape in enumerate(probes):
+            inputs = component.make_inputs(shape, index)
+            with torch.no_grad():
+                runs.append((inputs, flatten_outputs(component.module(**inputs))))
     except Exception as e:  # the checkpoint's own code fails before any export happens
         raise ForwardFailedError(
             f"the model's own forward fails on sample inputs ({type(e).__name__}: {first_line(e)}); "
             "check the checkpoint's config"
         ) from e
+    sample, outputs = runs[0]
+    names = component.output_names or tuple(outputs)
+    dynamic_axes = component.dynamic_axes(sample)
+    sizes = [({k: tuple(t.shape) for k, t in flatten_tensors(i).items()}, _shapes(o, names)) for i, o in runs]
     limit = max_sequence(loaded.config)
     return ExportContext(
         inputs=sample,
-        dynamic_axes=component.dynamic_axes(sample),
-        output_names=component.output_names or names,
+        dynamic_axes=dynamic_axes,
+        output_axes=output_axes_of_runs([i for i, _ in sizes], [o for _, o in sizes], dynamic_axes)
+        if len(runs) > 1
+        else {},
+        output_names=names,
         axis_bounds=axis_bounds(loaded.spec, limit),
         opset=request.opset,
         output_dir=request.output_dir,
         external_data_threshold=request.external_data_threshold,
         component=component.name,
     )
+
+
+def _differing(shape: Mapping[str, int], others: tuple[Mapping[str, int], ...]) -> list[Mapping[str, int]]:
+    """The shapes of ``others`` that differ from ``shape`` in every axis both name."""
+    return [other for other in others if all(other[key] != shape[key] for key in shape.keys() & other.keys())]
+
+
+def _shapes(outputs: Mapping[str, torch.Tensor], names: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(outputs[name].shape) for name in names if name in outputs}
 
 
 def max_sequence(config: Any) -> int | None:

@@ -8,7 +8,7 @@ component is its name plus the format's suffix (``decoder_model.onnx``, ``decode
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +35,8 @@ class ExportContext:
     output_dir: Path
     external_data_threshold: int
     component: str = "model"
+    #: Names of the outputs' dynamic dimensions where eager runs tell them (:func:`exporter.axes.output_axes_of_runs`).
+    output_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -156,7 +156,9 @@ def _export_torchscript(model: Any, context: ExportContext, path: Path) -> None:
                 dynamo=False,
                 input_names=list(context.input_names),
                 output_names=list(context.output_names),
-                dynamic_axes={name: dict(axes) for name, axes in context.dynamic_axes.items()},
+                dynamic_axes={
+                    name: dict(axes) for name, axes in {**context.dynamic_axes, **context.output_axes}.items()
+                },
                 opset_version=context.opset,
                 do_constant_folding=True,
             )

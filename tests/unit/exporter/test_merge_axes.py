@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exporter.axes import graph_axes, name_graph_axes, output_axis
+from exporter.axes import graph_axes, name_axes, name_graph_axes, output_axes_of_runs, output_axis
 from exporter.errors import ExportFailedError
 from exporter.formats.onnx import OnnxFormat
 from exporter.merge import merge_decoders, merged_model, merged_runner
@@ -69,6 +69,51 @@ def test_named_graph_axes() -> None:
     assert named["input_ids"] == ["batch_size", 4]
     assert named["logits"] == ["batch_size", 4]
     assert named["present.0.encoder.key"] == ["batch_size", 1, "encoder_sequence_length", 4]
+
+
+def test_a_graph_named_already_is_not_written_again(tmp_path: Path) -> None:
+    path = tmp_path / "decoder.onnx"
+    onnx.save(_decoder(with_past=False), str(path))
+    axes = {"input_ids": {0: "batch_size"}, "encoder_hidden_states": {0: "batch_size", 2: "encoder_sequence_length"}}
+    assert name_axes(path, axes) is True  # s0, s1 → names
+    written = path.read_bytes()
+    assert name_axes(path, axes) is False
+    assert path.read_bytes() == written
+    assert graph_axes(onnx.load(str(path)).graph)["present.0.encoder.key"] == [
+        "batch_size",
+        1,
+        "encoder_sequence_length",
+        4,
+    ]
+
+
+def test_output_axes_read_off_two_eager_runs() -> None:
+    """A decoder with past: the present cache is past + new tokens, logits follow the new tokens."""
+    axes = {
+        "input_ids": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "past_sequence_length + sequence_length"},
+        "past.key": {0: "batch_size", 2: "past_sequence_length"},
+    }
+    inputs = [
+        {"input_ids": (2, 16), "attention_mask": (2, 23), "past.key": (2, 4, 7, 8)},
+        {"input_ids": (3, 11), "attention_mask": (3, 15), "past.key": (3, 4, 4, 8)},
+    ]
+    outputs = [
+        {"logits": (2, 16, 50), "present.key": (2, 4, 23, 8), "frames": (2, 31)},
+        {"logits": (3, 11, 50), "present.key": (3, 4, 15, 8), "frames": (3, 21)},
+    ]
+    named = output_axes_of_runs(inputs, outputs, axes)
+    assert named == {
+        "logits": {0: "batch_size", 1: "sequence_length"},
+        "present.key": {0: "batch_size", 2: "past_sequence_length + sequence_length"},
+        "frames": {0: "batch_size"},  # 31/21 is no input's size: left to the graph pass
+    }
+
+
+def test_output_axes_leave_out_a_size_two_axes_explain() -> None:
+    axes = {"input_ids": {0: "batch_size", 1: "num_choices"}}
+    inputs = [{"input_ids": (2, 2)}, {"input_ids": (3, 3)}]
+    assert output_axes_of_runs(inputs, [{"logits": (2, 2)}, {"logits": (3, 3)}], axes) == {}
 
 
 def test_merged_decoder_runs_both_branches(tmp_path: Path) -> None:
