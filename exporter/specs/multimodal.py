@@ -41,7 +41,13 @@ SPECS: list[ModelSpec] = [
         )
         for name in IMAGE_TEXT
     ),
-    # The decoder's first step in one graph; the with-past split (encoder + merged decoder) follows
-    # the seq2seq layout of the client-layout issue.
-    ModelSpec(model_type="whisper", modality="audio", inputs=_WHISPER, tasks=("default", "speech2seq-lm")),
+    # Without past: the decoder's first step in one graph. With past: the seq2seq layout clients load
+    # (``encoder_model`` on ``input_features``; ``decoder_model_merged`` without an encoder mask).
+    ModelSpec(
+        model_type="whisper",
+        modality="audio",
+        family="encoder-decoder",
+        inputs=_WHISPER,
+        tasks=("default", "speech2seq-lm", "default-with-past", "speech2seq-lm-with-past"),
+    ),
 ]

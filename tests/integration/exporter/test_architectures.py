@@ -55,6 +55,7 @@ REPRESENTATIVES = {
     ("hubert", "audio-classification"),
     ("detr", "image-segmentation"),  # pixels + pixel_mask, a CNN backbone under a transformer
     ("whisper", "speech2seq-lm"),  # log-mel frames + decoder ids
+    ("whisper", "speech2seq-lm-with-past"),  # encoder on frames + merged decoder without an encoder mask
     ("gpt2", "default"),
     ("gpt2", "sequence-classification"),
     ("gpt2", "causal-lm-with-past"),  # decoder with its cache
@@ -94,7 +95,13 @@ def test_every_supported_pair_has_a_test() -> None:
     assert not untested, f"supported but untested architectures: {untested}"
     assert len(PAIRS) >= 200
     with_past = {task for _, task in PAIRS if get_task(task).with_past}
-    assert with_past == {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+    assert with_past == {
+        "default-with-past",
+        "causal-lm-with-past",
+        "seq2seq-lm-with-past",
+        "speech2seq-lm-with-past",
+        "vision2seq-lm-with-past",
+    }
     # every representative is a supported pair, and every task of the matrix is in the default run
     assert not REPRESENTATIVES - set(PAIRS), REPRESENTATIVES - set(PAIRS)
     assert {t for m, t in PAIRS if in_default_run(m, t)} == {t for _, t in PAIRS}

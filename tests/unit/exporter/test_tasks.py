@@ -21,9 +21,22 @@ SEED_TASKS = {
 }
 
 
-WITH_PAST_TASKS = {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+WITH_PAST_TASKS = {
+    "default-with-past",
+    "causal-lm-with-past",
+    "seq2seq-lm-with-past",
+    "speech2seq-lm-with-past",
+    "vision2seq-lm-with-past",
+}
 #: The other features of transformers 4.38's ``FeaturesManager`` (issue 11).
-OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "image-segmentation", "object-detection", "speech2seq-lm"}
+OLD_FEATURES = {
+    "multiple-choice",
+    "semantic-segmentation",
+    "image-segmentation",
+    "object-detection",
+    "speech2seq-lm",
+    "vision2seq-lm",
+}
 #: Tasks of today's Hub families: CLIP/SigLIP, Wav2Vec2/HuBERT.
 MODERN_TASKS = {"zero-shot-image-classification", "audio-classification", "ctc"}
 
@@ -40,6 +53,12 @@ def test_with_past_tasks_follow_the_cache() -> None:
     assert {"default-with-past", "seq2seq-lm-with-past"} <= set(supported_tasks(get_spec("t5")))
     assert "causal-lm-with-past" not in supported_tasks(get_spec("t5"))  # T5 has no causal-lm head
     assert not WITH_PAST_TASKS & set(supported_tasks(get_spec("bert")))  # BERT's causal-lm has no cache export
+    assert supported_tasks(get_spec("whisper")) == (
+        "default",
+        "speech2seq-lm",
+        "default-with-past",
+        "speech2seq-lm-with-past",
+    )
 
 
 def test_with_past_is_never_inferred() -> None:
@@ -134,7 +153,7 @@ def test_missing_old_types_are_supported() -> None:
         "yolos": "object-detection",
         "layoutlmv3": "token-classification",
         "imagegpt": "image-classification",
-        "whisper": "speech2seq-lm",
+        "whisper": "speech2seq-lm-with-past",
         "clip": "zero-shot-image-classification",
     }
     assert {name: task for name, task in expected.items() if task in matrix.get(name, ())} == expected
