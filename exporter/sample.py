@@ -260,6 +260,23 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "suppress_tokens": None,
         **_GPT_IDS,
     },
+    # A ViT encoder and a GPT-2 decoder with cross-attention (ViT-GPT2 captioning; TrOCR is the same shape).
+    "vision-encoder-decoder": {
+        "encoder": {"model_type": "vit", **_VISION},
+        "decoder": {
+            "model_type": "gpt2",
+            "vocab_size": 128,
+            "n_embd": 32,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 64,
+            "is_decoder": True,
+            "add_cross_attention": True,
+            **_GPT_IDS,
+        },
+        "decoder_start_token_id": 1,
+        **_GPT_IDS,
+    },
     "clip": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 16},
     "siglip": {"text_config": _CLIP_TEXT, "vision_config": _VISION},
     "data2vec-vision": _VISION_SEGMENTATION,

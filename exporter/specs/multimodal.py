@@ -1,4 +1,4 @@
-"""Specs of speech and image-text models: Whisper, Wav2Vec2/HuBERT, CLIP/SigLIP.
+"""Specs of speech and image-text models: Whisper, Wav2Vec2/HuBERT, CLIP/SigLIP, vision encoder-decoders.
 
 Speech encoders take raw audio (``input_values``, a ``batch × audio_sequence`` float tensor);
 Whisper takes log-mel frames of the fixed length its encoder was built for (``input_features``,
@@ -17,6 +17,10 @@ _IMAGE_TEXT = (
 )
 _WHISPER = (
     InputSpec(name="input_features", kind="features"),
+    InputSpec(name="decoder_input_ids", kind="decoder_ids"),
+)
+_IMAGE_TO_TEXT = (
+    InputSpec(name="pixel_values", kind="pixels"),
     InputSpec(name="decoder_input_ids", kind="decoder_ids"),
 )
 #: Raw-audio encoders: the bare model, audio classification, CTC.
@@ -49,5 +53,15 @@ SPECS: list[ModelSpec] = [
         family="encoder-decoder",
         inputs=_WHISPER,
         tasks=("default", "speech2seq-lm", "default-with-past", "speech2seq-lm-with-past"),
+    ),
+    # An image encoder (ViT, Swin …) and a text decoder with cross-attention (GPT-2, TrOCR …): image
+    # captioning and OCR. With past: ``encoder_model`` on ``pixel_values`` + the merged decoder,
+    # the layout transformers.js loads for TrOCR and ViT-GPT2.
+    ModelSpec(
+        model_type="vision-encoder-decoder",
+        modality="vision",
+        family="encoder-decoder",
+        inputs=_IMAGE_TO_TEXT,
+        tasks=("vision2seq-lm", "vision2seq-lm-with-past"),
     ),
 ]

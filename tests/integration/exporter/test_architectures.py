@@ -56,6 +56,8 @@ REPRESENTATIVES = {
     ("detr", "image-segmentation"),  # pixels + pixel_mask, a CNN backbone under a transformer
     ("whisper", "speech2seq-lm"),  # log-mel frames + decoder ids
     ("whisper", "speech2seq-lm-with-past"),  # encoder on frames + merged decoder without an encoder mask
+    ("vision-encoder-decoder", "vision2seq-lm"),  # pixels + decoder ids
+    ("vision-encoder-decoder", "vision2seq-lm-with-past"),  # encoder on pixels + merged decoder
     ("gpt2", "default"),
     ("gpt2", "sequence-classification"),
     ("gpt2", "causal-lm-with-past"),  # decoder with its cache

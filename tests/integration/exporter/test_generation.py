@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from exporter.run import ExportRequest, run_export
-from exporter.sample import build_sample_checkpoint
+from exporter.sample import TINY_CONFIGS, build_sample_checkpoint
 
 NEW_TOKENS = 8
 PROMPT = np.array([[5, 17, 33, 60, 7, 12, 90]], dtype=np.int64)
@@ -28,6 +28,8 @@ WIDE_INIT: dict[str, dict[str, Any]] = {
     "bart": {"init_std": 0.3},
     "whisper": {"init_std": 0.3},
 }
+_VED_DECODER = TINY_CONFIGS["vision-encoder-decoder"]["decoder"]
+_WIDE_GPT2 = WIDE_INIT["gpt2"]
 
 
 def _session(path: Path) -> Any:
@@ -172,3 +174,27 @@ def test_whisper_greedy_loop_from_input_features_matches_generate(tmp_path: Path
     assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
     source = {"input_features": features.numpy()}
     assert greedy_seq2seq(output, config.decoder_start_token_id, config.eos_token_id, source) == expected
+
+
+@pytest.mark.slow
+def test_vision_encoder_decoder_greedy_loop_from_pixels_matches_generate(tmp_path: Path) -> None:
+    """ViT-GPT2-style captioning with past: ``encoder_model.onnx`` on pixels, then the merged decoder."""
+    from transformers import VisionEncoderDecoderModel
+
+    checkpoint = build_sample_checkpoint(
+        tmp_path / "checkpoint", "vision-encoder-decoder", "vision2seq-lm", decoder={**_VED_DECODER, **_WIDE_GPT2}
+    )
+    output = tmp_path / "out"
+    request = ExportRequest(
+        model=str(checkpoint), task="vision2seq-lm-with-past", output_dir=output, formats=("onnx",), atol=1e-3
+    )
+    assert run_export(request).status == "passed"
+    model = VisionEncoderDecoderModel.from_pretrained(checkpoint).eval()
+    pixels = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        generated = model.generate(pixel_values=pixels, do_sample=False, num_beams=1, max_new_tokens=NEW_TOKENS)
+    start, expected = generated[0, 0].item(), generated[0, 1:].tolist()
+    assert start == model.config.decoder_start_token_id
+    assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
+    source = {"pixel_values": pixels.numpy()}
+    assert greedy_seq2seq(output, start, model.config.eos_token_id, source) == expected
