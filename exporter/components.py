@@ -87,7 +87,7 @@ def _single(loaded: Loaded) -> Component:
     by_name = {
         inp.name: dummy_inputs.choices_axes(inp.dynamic_axes) if choices else inp.dynamic_axes for inp in loaded.inputs
     }
-    names = loaded.spec.output_names
+    names = loaded.spec.output_names_for(loaded.task)
     module = SelectOutputs(loaded.model, names).eval() if names else loaded.model
     return Component("model", module, make, lambda name: by_name.get(name, {}), names)
 

@@ -100,6 +100,12 @@ TASKS: dict[str, Task] = {
             "multimodal",
         ),
         Task(
+            "zero-shot-object-detection",
+            "AutoModelForZeroShotObjectDetection",
+            "MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES",
+            "multimodal",
+        ),
+        Task(
             "audio-classification",
             "AutoModelForAudioClassification",
             "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",

@@ -78,7 +78,8 @@ class ModelSpec:
         config_overrides: applied to the config before the model is built, per task.
         dummy_inputs: a custom factory ``(config, shape, generator) -> tensors`` replacing the generic one.
         model_class: for architectures transformers' auto classes don't know (user specs).
-        output_names: outputs to export, in order (default: every tensor of an eager run).
+        output_names: outputs to export, in order (default: every tensor of an eager run);
+            ``task_output_names`` overrides them per task.
         axis_min: smallest size a dynamic axis may take, where the model's code needs one.
         sequence_headroom: sequence axes stay this far below ``max_position_embeddings`` (GPT-Neo slices
             its causal-mask buffer, whose full length takes another path).
@@ -107,6 +108,7 @@ class ModelSpec:
     dummy_inputs: DummyFactory | None = None
     model_class: type | None = None
     output_names: tuple[str, ...] | None = None
+    task_output_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     axis_min: Mapping[str, int] = field(default_factory=dict)
     sequence_headroom: int = 0
     family: Family = "encoder"
@@ -122,6 +124,9 @@ class ModelSpec:
         if self.inputs:
             return self.inputs
         return VISION_INPUTS if self.modality == "vision" else TEXT_INPUTS
+
+    def output_names_for(self, task: str) -> tuple[str, ...] | None:
+        return self.task_output_names.get(task.removesuffix("-with-past"), self.output_names)
 
     def atol_for(self, task: str) -> float:
         return self.task_atol.get(task, self.atol)

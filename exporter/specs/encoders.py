@@ -32,7 +32,7 @@ TEXT_ENCODERS = (
 VISION_ENCODERS = ("beit", "data2vec-vision", "deit", "vit")
 #: Sentence-embedding encoders of today's Hub: ``default`` is the ``last_hidden_state`` that
 #: sentence-transformers and transformers.js pool.
-EMBEDDING_ENCODERS = ("modernbert", "mpnet")
+EMBEDDING_ENCODERS = ("modernbert", "mpnet", "nomic_bert")
 
 SPECS: list[ModelSpec] = [
     # The causal-lm head is exported as the checkpoint is: causal when its config says ``is_decoder``,

@@ -27,6 +27,9 @@ _IMAGE_TO_TEXT = (
 SPEECH_ENCODERS = ("hubert", "wav2vec2")
 #: Zero-shot image classifiers: image and text embeddings, and the logits between them.
 IMAGE_TEXT = ("clip", "siglip")
+#: Open-vocabulary detectors: boxes for text queries (``input_ids`` holds the queries of every image).
+OPEN_VOCABULARY_DETECTORS = ("owlvit", "owlv2")
+_CONTRASTIVE_OUTPUTS = ("logits_per_image", "logits_per_text", "text_embeds", "image_embeds")
 
 SPECS: list[ModelSpec] = [
     # The feature encoder's convolutions need a few frames' worth of samples (0.1 s at 16 kHz).
@@ -41,9 +44,32 @@ SPECS: list[ModelSpec] = [
             inputs=_IMAGE_TEXT,
             tasks=("default", "zero-shot-image-classification"),
             # The towers' own outputs (``text_model_output`` …) are nested outputs, left out.
-            output_names=("logits_per_image", "logits_per_text", "text_embeds", "image_embeds"),
+            output_names=_CONTRASTIVE_OUTPUTS,
         )
         for name in IMAGE_TEXT
+    ),
+    # GroupViT: CLIP-style contrastive towers whose vision tower groups patches into segments;
+    # transformers has only the bare model (no zero-shot head class), whose logits are the scores.
+    ModelSpec(
+        model_type="groupvit",
+        modality="multimodal",
+        inputs=_IMAGE_TEXT,
+        tasks=("default",),
+        output_names=_CONTRASTIVE_OUTPUTS,
+    ),
+    # OWL-ViT / OWLv2: the CLIP-style model, and the detector (``logits`` per query, ``pred_boxes``).
+    *(
+        ModelSpec(
+            model_type=name,
+            modality="multimodal",
+            inputs=_IMAGE_TEXT,
+            tasks=("default", "zero-shot-object-detection"),
+            output_names=_CONTRASTIVE_OUTPUTS,
+            task_output_names={
+                "zero-shot-object-detection": ("logits", "pred_boxes", "text_embeds", "image_embeds", "class_embeds")
+            },
+        )
+        for name in OPEN_VOCABULARY_DETECTORS
     ),
     # Without past: the decoder's first step in one graph. With past: the seq2seq layout clients load
     # (``encoder_model`` on ``input_features``; ``decoder_model_merged`` without an encoder mask).

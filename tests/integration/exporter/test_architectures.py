@@ -51,6 +51,7 @@ REPRESENTATIVES = {
     ("segformer", "semantic-segmentation"),
     ("yolos", "object-detection"),  # logits + pred_boxes
     ("clip", "zero-shot-image-classification"),  # text and pixels together
+    ("owlvit", "zero-shot-object-detection"),  # text queries and pixels → boxes
     ("wav2vec2", "ctc"),  # raw audio
     ("hubert", "audio-classification"),
     ("detr", "image-segmentation"),  # pixels + pixel_mask, a CNN backbone under a transformer

@@ -37,8 +37,8 @@ OLD_FEATURES = {
     "speech2seq-lm",
     "vision2seq-lm",
 }
-#: Tasks of today's Hub families: CLIP/SigLIP, Wav2Vec2/HuBERT.
-MODERN_TASKS = {"zero-shot-image-classification", "audio-classification", "ctc"}
+#: Tasks of today's Hub families: CLIP/SigLIP, OWL-ViT, Wav2Vec2/HuBERT.
+MODERN_TASKS = {"zero-shot-image-classification", "zero-shot-object-detection", "audio-classification", "ctc"}
 
 
 def test_task_names_are_the_old_feature_names() -> None:
@@ -155,13 +155,16 @@ def test_missing_old_types_are_supported() -> None:
         "imagegpt": "image-classification",
         "whisper": "speech2seq-lm-with-past",
         "clip": "zero-shot-image-classification",
+        "vision-encoder-decoder": "vision2seq-lm-with-past",
+        "owlvit": "zero-shot-object-detection",
+        "groupvit": "default",
     }
     assert {name: task for name, task in expected.items() if task in matrix.get(name, ())} == expected
 
 
 def test_modern_families_are_supported() -> None:
     matrix = support_matrix()
-    for name in ("mpnet", "modernbert"):
+    for name in ("mpnet", "modernbert", "nomic_bert"):
         assert "default" in matrix[name]
     assert "image-classification" in matrix["dinov2"]
     assert {"audio-classification", "ctc"} <= set(matrix["wav2vec2"]) & set(matrix["hubert"])
