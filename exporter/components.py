@@ -12,7 +12,9 @@ seq2seq ``*-with-past``     ``encoder_model``; ``decoder_model`` (first step, no
                             whole cache out); ``decoder_with_past_model`` (past in, the
                             updated self-attention cache and the cross-attention one out).
                             In ONNX the two decoders become the branches of one
-                            ``decoder_model_merged`` (:mod:`exporter.merge`)
+                            ``decoder_model_merged`` (:mod:`exporter.merge`). The encoder
+                            takes ids and mask, Whisper's ``input_features`` or
+                            ``pixel_values`` (a vision encoder-decoder)
 =========================== ================================================================
 
 Each component makes its own sample inputs for a shape: the past is real, from running the model

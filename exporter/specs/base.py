@@ -85,7 +85,8 @@ class ModelSpec:
             its causal-mask buffer, whose full length takes another path).
         family: ``decoder`` and ``encoder-decoder`` models also get the ``-with-past`` tasks; an
             ``encoder-decoder`` one is split into ``encoder_model`` / ``decoder_model`` /
-            ``decoder_with_past_model`` graphs for ``seq2seq-lm-with-past`` and ``default-with-past``.
+            ``decoder_with_past_model`` graphs for its ``-with-past`` tasks (``seq2seq-lm``, ``speech2seq-lm``,
+            ``vision2seq-lm``, ``default``).
         prepare_model: rewrites the loaded model in place before export, keeping its math exactly
             (Bloom's GeLU is an ``autograd.Function`` TorchScript cannot trace: its forward function is).
         not_exportable: why no task of this type can be exported on the installed torch/transformers
