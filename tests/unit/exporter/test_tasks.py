@@ -77,6 +77,10 @@ def test_with_past_is_never_inferred() -> None:
         ("distilbert", "DistilBertForQuestionAnswering", "question-answering"),
         ("vit", "ViTForImageClassification", "image-classification"),
         ("xlm", "XLMWithLMHeadModel", "masked-lm"),
+        ("whisper", "WhisperForConditionalGeneration", "speech2seq-lm"),
+        ("vision-encoder-decoder", "VisionEncoderDecoderModel", "vision2seq-lm"),
+        ("owlvit", "OwlViTForObjectDetection", "zero-shot-object-detection"),
+        ("owlv2", "Owlv2Model", "default"),
     ],
 )
 def test_infer_task(model_type: str, architecture: str, task: str) -> None:
