@@ -12,7 +12,9 @@ seq2seq ``*-with-past``     ``encoder_model``; ``decoder_model`` (first step, no
                             whole cache out); ``decoder_with_past_model`` (past in, the
                             updated self-attention cache and the cross-attention one out).
                             In ONNX the two decoders become the branches of one
-                            ``decoder_model_merged`` (:mod:`exporter.merge`)
+                            ``decoder_model_merged`` (:mod:`exporter.merge`). The encoder
+                            takes ids and mask, Whisper's ``input_features`` or
+                            ``pixel_values`` (a vision encoder-decoder)
 =========================== ================================================================
 
 Each component makes its own sample inputs for a shape: the past is real, from running the model
@@ -67,7 +69,7 @@ def build_components(loaded: Loaded) -> list[Component]:
     task = get_task(loaded.task)
     if not task.with_past:
         return [_single(loaded)]
-    main = "logits" if task.base in ("causal-lm", "seq2seq-lm") else "last_hidden_state"
+    main = "last_hidden_state" if task.base == "default" else "logits"
     if loaded.spec.family == "encoder-decoder" and task.base != "causal-lm":
         return seq2seq_components(loaded, main)
     return [decoder_component(loaded, main)]
@@ -87,7 +89,7 @@ def _single(loaded: Loaded) -> Component:
     by_name = {
         inp.name: dummy_inputs.choices_axes(inp.dynamic_axes) if choices else inp.dynamic_axes for inp in loaded.inputs
     }
-    names = loaded.spec.output_names
+    names = loaded.spec.output_names_for(loaded.task)
     module = SelectOutputs(loaded.model, names).eval() if names else loaded.model
     return Component("model", module, make, lambda name: by_name.get(name, {}), names)
 
@@ -110,11 +112,19 @@ def _past_axes(name: str) -> Mapping[int, str]:
     return {0: dummy_inputs.BATCH, 2: dummy_inputs.PAST_SEQUENCE}
 
 
-def _seq2seq_past_axes(name: str) -> Mapping[int, str]:
-    """Axes of a seq2seq decoder's cache: the cross-attention part is as long as the encoder's input."""
+def _seq2seq_past_axes(name: str, encoder_varies: bool = True) -> Mapping[int, str]:
+    """Axes of a seq2seq decoder's cache: the cross-attention part is as long as the encoder's output."""
     if name.endswith((".encoder.key", ".encoder.value")):
-        return {0: dummy_inputs.BATCH, 2: dummy_inputs.ENCODER_SEQUENCE}
+        return {0: dummy_inputs.BATCH, 2: dummy_inputs.ENCODER_SEQUENCE} if encoder_varies else {0: dummy_inputs.BATCH}
     return {0: dummy_inputs.BATCH, 2: dummy_inputs.PAST_DECODER_SEQUENCE}
+
+
+def _encoder_axes(axes: Mapping[int, str]) -> dict[int, str]:
+    """A seq2seq encoder input's axes: its token axis is the ``encoder_sequence_length`` of the decoder's inputs."""
+    return {
+        position: dummy_inputs.ENCODER_SEQUENCE if name == dummy_inputs.SEQUENCE else name
+        for position, name in axes.items()
+    }
 
 
 def _left_padded(batch: int, length: int) -> torch.Tensor:
@@ -158,17 +168,23 @@ def decoder_component(loaded: Loaded, main: str) -> Component:
 
 
 def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
-    """``encoder_model``, ``decoder_model`` (first step) and ``decoder_with_past_model``."""
+    """``encoder_model``, ``decoder_model`` (first step) and ``decoder_with_past_model``.
+
+    The encoder takes the spec's encoder-side inputs (token ids and mask, Whisper's log-mel frames,
+    an image); the decoders take ``encoder_attention_mask`` only when the encoder has a mask.
+    """
     encoder = Seq2SeqEncoder(loaded.model).eval()
     decoder = Seq2SeqDecoder(loaded.model, main).eval()
     config = loaded.config
+    source_inputs = tuple(inp for inp in loaded.inputs if not inp.kind.startswith("decoder_"))
+    source_axes = {inp.name: _encoder_axes(inp.dynamic_axes) for inp in source_inputs}
+    masked = "attention_mask" in source_axes
+    # Whisper's frames and an image's patches give the encoder a fixed length: only the batch varies.
+    varies = any(dummy_inputs.ENCODER_SEQUENCE in axes.values() for axes in source_axes.values())
+    context_axes = _BATCH_ENCODER_SEQUENCE if varies else {0: dummy_inputs.BATCH}
 
     def encoder_inputs(shape: Mapping[str, int], seed: int) -> dict[str, Any]:
-        shape = dummy_inputs.complete_shape(shape)
-        generator = torch.Generator().manual_seed(seed)
-        batch, length = shape[dummy_inputs.BATCH], shape[dummy_inputs.SEQUENCE]
-        ids = dummy_inputs.token_ids(config, batch, length, generator)
-        return {"input_ids": ids, "attention_mask": dummy_inputs.padding_mask(batch, length)}
+        return dict(dummy_inputs.make_inputs(loaded.spec, source_inputs, config, shape, seed=seed))
 
     def decoder_inputs(shape: Mapping[str, int], seed: int, with_past: bool = False) -> dict[str, Any]:
         shape = dummy_inputs.complete_shape(shape)
@@ -181,8 +197,9 @@ def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
                 config, shape[dummy_inputs.BATCH], shape[dummy_inputs.DECODER_SEQUENCE], generator
             ),
             "encoder_hidden_states": hidden,
-            "encoder_attention_mask": source["attention_mask"],
         }
+        if masked:
+            sample["encoder_attention_mask"] = source["attention_mask"]
         if with_past:
             prefix = dummy_inputs.token_ids(
                 config, shape[dummy_inputs.BATCH], shape[dummy_inputs.PAST_SEQUENCE], generator
@@ -195,11 +212,11 @@ def seq2seq_components(loaded: Loaded, main: str) -> list[Component]:
         if name == "input_ids":
             return {0: dummy_inputs.BATCH, 1: dummy_inputs.DECODER_SEQUENCE}
         if name in ("encoder_hidden_states", "encoder_attention_mask"):
-            return _BATCH_ENCODER_SEQUENCE
-        return _seq2seq_past_axes(name)
+            return context_axes
+        return _seq2seq_past_axes(name, varies)
 
     return [
-        Component("encoder_model", encoder, encoder_inputs, lambda name: _BATCH_ENCODER_SEQUENCE),
+        Component("encoder_model", encoder, encoder_inputs, lambda name: source_axes.get(name, {})),
         Component("decoder_model", decoder, decoder_inputs, decoder_axes),
         Component("decoder_with_past_model", decoder, lambda s, i: decoder_inputs(s, i, True), decoder_axes),
     ]

@@ -103,9 +103,23 @@ def make_inputs(
     return tensors
 
 
+def tower(config: Any, kind: str) -> Any:
+    """The sub-config of one side of a composite model, else ``config`` itself.
+
+    ``kind`` ``text``: CLIP-style ``text_config``, or a vision encoder-decoder's ``decoder``;
+    ``vision``: ``vision_config``, or a vision encoder-decoder's ``encoder``.
+    """
+    names = ("text_config", "decoder") if kind == "text" else ("vision_config", "encoder")
+    for name in names:
+        sub = getattr(config, name, None)
+        if sub is not None and hasattr(sub, "to_dict"):  # a config, not a flag or a module
+            return sub
+    return config
+
+
 def token_ids(config: Any, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     """Random ids, skipping the low ones, which are special tokens in most vocabularies."""
-    text = getattr(config, "text_config", None) or config  # CLIP-style: the text tower's vocabulary
+    text = tower(config, "text")  # CLIP-style: the text tower's vocabulary
     vocab: int = getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 100
     return torch.randint(min(5, vocab - 1), vocab, (batch, length), generator=generator)
 
@@ -119,7 +133,7 @@ def padding_mask(batch: int, length: int) -> torch.Tensor:
 
 
 def _image_size(config: Any) -> tuple[int, int]:
-    config = getattr(config, "vision_config", None) or config  # CLIP-style: the vision tower's size
+    config = tower(config, "vision")  # CLIP-style: the vision tower's size
     size = getattr(config, "image_size", 224)
     if isinstance(size, (list, tuple)):
         return int(size[0]), int(size[1])
@@ -143,7 +157,7 @@ def _make(inp: InputSpec, config: Any, shape: Shape, generator: torch.Generator)
         low, high = points.min(dim=2).values, points.max(dim=2).values
         return torch.stack([low[..., 0], low[..., 1], high[..., 0], high[..., 1]], dim=-1)
     if inp.kind == "pixels":
-        channels = int(getattr(getattr(config, "vision_config", None) or config, "num_channels", 3))
+        channels = int(getattr(tower(config, "vision"), "num_channels", 3))
         height, width = _image_size(config)
         return torch.randn(batch, channels, height, width, generator=generator)
     if inp.kind == "pixel_mask":  # DETR: which pixels are image, not padding; the last row's right edge is padding

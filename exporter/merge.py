@@ -76,19 +76,17 @@ def merged_model(first: Any, later: Any) -> Any:
         raise ExportFailedError(
             f"cannot merge the decoders: their outputs differ ({outputs} vs {[v.name for v in later.graph.output]})"
         )
-    inputs = {value.name for value in later.graph.input}
-    missing = [value.name for value in first.graph.input if value.name not in inputs]
-    if missing:
-        raise ExportFailedError(f"cannot merge the decoders: the decoder with past lacks inputs {missing}")
+    # An input only the first step reads (Whisper's ``encoder_hidden_states``: later steps read the
+    # cross-attention cache) is an input of the merged graph all the same: clients feed it every step.
+    names = {value.name for value in later.graph.input}
+    inputs = [*later.graph.input, *(value for value in first.graph.input if value.name not in names)]
     with_past, no_past = _branch(later.graph, "with_past/"), _branch(first.graph, "no_past/")
     initializers = _shared_initializers([with_past, no_past])
     flag = onnx.helper.make_tensor_value_info(USE_CACHE_BRANCH, onnx.TensorProto.BOOL, [1])
     node = onnx.helper.make_node(
         "If", [USE_CACHE_BRANCH], outputs, name="use_cache_branch", then_branch=with_past, else_branch=no_past
     )
-    graph = onnx.helper.make_graph(
-        [node], MERGED, [*later.graph.input, flag], list(later.graph.output), initializer=initializers
-    )
+    graph = onnx.helper.make_graph([node], MERGED, [*inputs, flag], list(later.graph.output), initializer=initializers)
     for value in graph.input:
         if value.name.startswith("past_key_values.") and ".encoder." in value.name:
             value.type.tensor_type.shape.dim[2].dim_param = PAST_ENCODER_AXIS

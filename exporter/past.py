@@ -71,20 +71,25 @@ class DecoderWithPast(torch.nn.Module):
 
 
 class Seq2SeqEncoder(torch.nn.Module):
-    """The encoder stack of a seq2seq model: ``input_ids``, ``attention_mask`` → ``last_hidden_state``."""
+    """The encoder stack of a seq2seq model → ``last_hidden_state``.
+
+    It takes what the encoder reads: ``input_ids`` and ``attention_mask`` (text), ``input_features``
+    (Whisper's log-mel frames) or ``pixel_values`` (a vision encoder-decoder's image).
+    """
 
     def __init__(self, model: Any) -> None:
         super().__init__()
         self.encoder = model.get_encoder()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return {"last_hidden_state": outputs.last_hidden_state}
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"last_hidden_state": self.encoder(**inputs).last_hidden_state}
 
 
 class Seq2SeqDecoder(torch.nn.Module):
     """The decoder of a seq2seq model, run on the encoder's output, with its cache as named tensors.
 
+    ``encoder_attention_mask`` is the text encoder's mask; encoders without one (Whisper, vision
+    encoders) attend to every position and the graph has no such input.
     Without ``past_key_values`` it is the first step: it returns the self- and cross-attention
     cache. With them, the updated self-attention cache and the cross-attention one as it was fed
     (both steps have the same outputs, as the branches of a merged decoder must).
@@ -100,7 +105,7 @@ class Seq2SeqDecoder(torch.nn.Module):
         self,
         input_ids: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None = None,
         past_key_values: dict[str, dict[str, dict[str, Any]]] | None = None,
     ) -> dict[str, Any]:
         if past_key_values:
@@ -110,8 +115,9 @@ class Seq2SeqDecoder(torch.nn.Module):
             cache = EncoderDecoderCache(self_attention, cross_attention)
         else:
             cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        mask = {} if encoder_attention_mask is None else {"attention_mask": encoder_attention_mask}
         outputs = self.model(
-            attention_mask=encoder_attention_mask,
+            **mask,
             encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden_states),
             decoder_input_ids=input_ids,
             cache=cache,

@@ -315,8 +315,9 @@ def _shapes(outputs: Mapping[str, torch.Tensor], names: tuple[str, ...]) -> dict
 
 
 def max_sequence(config: Any) -> int | None:
-    """The position table's length: the config's, or its text tower's (CLIP-style), or GPT-style ``n_positions``."""
-    for source in (config, getattr(config, "text_config", None)):
+    """The position table's length: the config's, or its text tower's (CLIP-style) or decoder's (a vision
+    encoder-decoder), or GPT-style ``n_positions``."""
+    for source in (config, dummy_inputs.tower(config, "text")):
         for name in ("max_position_embeddings", "n_positions"):
             limit = getattr(source, name, None)
             if isinstance(limit, int) and limit > 0:

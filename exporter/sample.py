@@ -221,6 +221,7 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "deberta-v2": _BERT_LIKE,
     "rembert": {**_BERT_LIKE, "input_embedding_size": 16, "output_embedding_size": 16},
     "mpnet": _BERT_LIKE,
+    "nomic_bert": {**_BERT_LIKE, "head_dim": 8},
     "layoutlmv3": {
         **_BERT_LIKE,
         "max_position_embeddings": 128,
@@ -260,7 +261,40 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "suppress_tokens": None,
         **_GPT_IDS,
     },
+    # A ViT encoder and a GPT-2 decoder with cross-attention (ViT-GPT2 captioning; TrOCR is the same shape).
+    "vision-encoder-decoder": {
+        "encoder": {"model_type": "vit", **_VISION},
+        "decoder": {
+            "model_type": "gpt2",
+            "vocab_size": 128,
+            "n_embd": 32,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 64,
+            "is_decoder": True,
+            "add_cross_attention": True,
+            **_GPT_IDS,
+        },
+        "decoder_start_token_id": 1,
+        **_GPT_IDS,
+    },
     "clip": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 16},
+    # Two grouping stages: 16 patches → 4 group tokens → 2 output groups.
+    "groupvit": {
+        "text_config": _CLIP_TEXT,
+        "vision_config": {
+            **_VISION,
+            "num_hidden_layers": 2,
+            "depths": [1, 1],
+            "num_group_tokens": [4, 0],
+            "num_output_groups": [4, 2],
+        },
+        "projection_dim": 16,
+        "projection_intermediate_dim": 32,
+    },
+    # The detector compares image-patch embeddings with the text queries' projections: equal widths.
+    "owlvit": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 32},
+    "owlv2": {"text_config": _CLIP_TEXT, "vision_config": _VISION, "projection_dim": 32},
     "siglip": {"text_config": _CLIP_TEXT, "vision_config": _VISION},
     "data2vec-vision": _VISION_SEGMENTATION,
     "deit": _VISION,

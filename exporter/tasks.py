@@ -100,6 +100,12 @@ TASKS: dict[str, Task] = {
             "multimodal",
         ),
         Task(
+            "zero-shot-object-detection",
+            "AutoModelForZeroShotObjectDetection",
+            "MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES",
+            "multimodal",
+        ),
+        Task(
             "audio-classification",
             "AutoModelForAudioClassification",
             "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
@@ -107,6 +113,8 @@ TASKS: dict[str, Task] = {
         ),
         Task("ctc", "AutoModelForCTC", "MODEL_FOR_CTC_MAPPING_NAMES", "audio"),
         Task("speech2seq-lm", "AutoModelForSpeechSeq2Seq", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio"),
+        # 4.38's ``AutoModelForVision2Seq`` is transformers 5's image-text-to-text auto class.
+        Task("vision2seq-lm", "AutoModelForImageTextToText", "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "vision"),
         Task("default-with-past", "AutoModel", "MODEL_MAPPING_NAMES", "text", with_past=True),
         Task(
             "causal-lm-with-past", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", with_past=True
@@ -116,6 +124,20 @@ TASKS: dict[str, Task] = {
             "AutoModelForSeq2SeqLM",
             "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
             "text",
+            with_past=True,
+        ),
+        Task(
+            "speech2seq-lm-with-past",
+            "AutoModelForSpeechSeq2Seq",
+            "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
+            "audio",
+            with_past=True,
+        ),
+        Task(
+            "vision2seq-lm-with-past",
+            "AutoModelForImageTextToText",
+            "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
+            "vision",
             with_past=True,
         ),
     )

@@ -49,8 +49,9 @@ def check_spec(spec: ModelSpec) -> None:
         raise SpecError(f"{name}: model_class must be a class, got {spec.model_class!r}")
     if spec.dummy_inputs is not None and not callable(spec.dummy_inputs):
         raise SpecError(f"{name}: dummy_inputs must be callable (config, shape, generator) -> tensors")
-    if spec.output_names is not None and not all(isinstance(out, str) for out in spec.output_names):
-        raise SpecError(f"{name}: output_names must be a tuple of strings")
+    for names in (spec.output_names, *spec.task_output_names.values()):
+        if names is not None and not all(isinstance(out, str) for out in names):
+            raise SpecError(f"{name}: output_names must be a tuple of strings")
 
 
 def register_spec(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:

@@ -78,13 +78,15 @@ class ModelSpec:
         config_overrides: applied to the config before the model is built, per task.
         dummy_inputs: a custom factory ``(config, shape, generator) -> tensors`` replacing the generic one.
         model_class: for architectures transformers' auto classes don't know (user specs).
-        output_names: outputs to export, in order (default: every tensor of an eager run).
+        output_names: outputs to export, in order (default: every tensor of an eager run);
+            ``task_output_names`` overrides them per task.
         axis_min: smallest size a dynamic axis may take, where the model's code needs one.
         sequence_headroom: sequence axes stay this far below ``max_position_embeddings`` (GPT-Neo slices
             its causal-mask buffer, whose full length takes another path).
         family: ``decoder`` and ``encoder-decoder`` models also get the ``-with-past`` tasks; an
             ``encoder-decoder`` one is split into ``encoder_model`` / ``decoder_model`` /
-            ``decoder_with_past_model`` graphs for ``seq2seq-lm-with-past`` and ``default-with-past``.
+            ``decoder_with_past_model`` graphs for its ``-with-past`` tasks (``seq2seq-lm``, ``speech2seq-lm``,
+            ``vision2seq-lm``, ``default``).
         prepare_model: rewrites the loaded model in place before export, keeping its math exactly
             (Bloom's GeLU is an ``autograd.Function`` TorchScript cannot trace: its forward function is).
         not_exportable: why no task of this type can be exported on the installed torch/transformers
@@ -107,6 +109,7 @@ class ModelSpec:
     dummy_inputs: DummyFactory | None = None
     model_class: type | None = None
     output_names: tuple[str, ...] | None = None
+    task_output_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     axis_min: Mapping[str, int] = field(default_factory=dict)
     sequence_headroom: int = 0
     family: Family = "encoder"
@@ -122,6 +125,9 @@ class ModelSpec:
         if self.inputs:
             return self.inputs
         return VISION_INPUTS if self.modality == "vision" else TEXT_INPUTS
+
+    def output_names_for(self, task: str) -> tuple[str, ...] | None:
+        return self.task_output_names.get(task.removesuffix("-with-past"), self.output_names)
 
     def atol_for(self, task: str) -> float:
         return self.task_atol.get(task, self.atol)

@@ -32,7 +32,7 @@ TEXT_ENCODERS = (
 VISION_ENCODERS = ("beit", "data2vec-vision", "deit", "vit")
 #: Sentence-embedding encoders of today's Hub: ``default`` is the ``last_hidden_state`` that
 #: sentence-transformers and transformers.js pool.
-EMBEDDING_ENCODERS = ("modernbert", "mpnet")
+EMBEDDING_ENCODERS = ("modernbert", "mpnet", "nomic_bert")
 
 SPECS: list[ModelSpec] = [
     # The causal-lm head is exported as the checkpoint is: causal when its config says ``is_decoder``,
@@ -44,13 +44,13 @@ SPECS: list[ModelSpec] = [
     # MobileBERT's trigram embedding slices the sequence: length 2 takes another path.
     ModelSpec(model_type="mobilebert", axis_min={"sequence_length": 3}),
     *(ModelSpec(model_type=name) for name in EMBEDDING_ENCODERS),
-    # Longformer's sliding-window attention chunks the sequence with sizes computed from the data:
-    # torch.export cannot guard them and the legacy tracer bakes one length in.
+    # Longformer's sliding-window attention chunks the sequence with sizes computed from the data.
     ModelSpec(
         model_type="longformer",
         not_exportable=(
-            "its sliding-window attention sizes its chunks from the data, which torch.export cannot trace "
-            "(data-dependent guard)"
+            "its sliding-window attention computes its chunk count from the data: a TorchScript trace bakes "
+            "in one sequence length (another fails in ONNX Runtime's Reshape), and torch.export stops at a "
+            "data-dependent guard on the chunk count (2*u4 - 1 < 0)"
         ),
     ),
     # LayoutLM reads one bounding box per token.

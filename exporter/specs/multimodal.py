@@ -1,4 +1,4 @@
-"""Specs of speech and image-text models: Whisper, Wav2Vec2/HuBERT, CLIP/SigLIP.
+"""Specs of speech and image-text models: Whisper, Wav2Vec2/HuBERT, CLIP/SigLIP, vision encoder-decoders.
 
 Speech encoders take raw audio (``input_values``, a ``batch × audio_sequence`` float tensor);
 Whisper takes log-mel frames of the fixed length its encoder was built for (``input_features``,
@@ -19,10 +19,17 @@ _WHISPER = (
     InputSpec(name="input_features", kind="features"),
     InputSpec(name="decoder_input_ids", kind="decoder_ids"),
 )
+_IMAGE_TO_TEXT = (
+    InputSpec(name="pixel_values", kind="pixels"),
+    InputSpec(name="decoder_input_ids", kind="decoder_ids"),
+)
 #: Raw-audio encoders: the bare model, audio classification, CTC.
 SPEECH_ENCODERS = ("hubert", "wav2vec2")
 #: Zero-shot image classifiers: image and text embeddings, and the logits between them.
 IMAGE_TEXT = ("clip", "siglip")
+#: Open-vocabulary detectors: boxes for text queries (``input_ids`` holds the queries of every image).
+OPEN_VOCABULARY_DETECTORS = ("owlvit", "owlv2")
+_CONTRASTIVE_OUTPUTS = ("logits_per_image", "logits_per_text", "text_embeds", "image_embeds")
 
 SPECS: list[ModelSpec] = [
     # The feature encoder's convolutions need a few frames' worth of samples (0.1 s at 16 kHz).
@@ -37,11 +44,50 @@ SPECS: list[ModelSpec] = [
             inputs=_IMAGE_TEXT,
             tasks=("default", "zero-shot-image-classification"),
             # The towers' own outputs (``text_model_output`` …) are nested outputs, left out.
-            output_names=("logits_per_image", "logits_per_text", "text_embeds", "image_embeds"),
+            output_names=_CONTRASTIVE_OUTPUTS,
         )
         for name in IMAGE_TEXT
     ),
-    # The decoder's first step in one graph; the with-past split (encoder + merged decoder) follows
-    # the seq2seq layout of the client-layout issue.
-    ModelSpec(model_type="whisper", modality="audio", inputs=_WHISPER, tasks=("default", "speech2seq-lm")),
+    # GroupViT: CLIP-style contrastive towers whose vision tower groups patches into segments;
+    # transformers has only the bare model (no zero-shot head class), whose logits are the scores.
+    ModelSpec(
+        model_type="groupvit",
+        modality="multimodal",
+        inputs=_IMAGE_TEXT,
+        tasks=("default",),
+        output_names=_CONTRASTIVE_OUTPUTS,
+    ),
+    # OWL-ViT / OWLv2: the CLIP-style model, and the detector (``logits`` per query, ``pred_boxes``).
+    *(
+        ModelSpec(
+            model_type=name,
+            modality="multimodal",
+            inputs=_IMAGE_TEXT,
+            tasks=("default", "zero-shot-object-detection"),
+            output_names=_CONTRASTIVE_OUTPUTS,
+            task_output_names={
+                "zero-shot-object-detection": ("logits", "pred_boxes", "text_embeds", "image_embeds", "class_embeds")
+            },
+        )
+        for name in OPEN_VOCABULARY_DETECTORS
+    ),
+    # Without past: the decoder's first step in one graph. With past: the seq2seq layout clients load
+    # (``encoder_model`` on ``input_features``; ``decoder_model_merged`` without an encoder mask).
+    ModelSpec(
+        model_type="whisper",
+        modality="audio",
+        family="encoder-decoder",
+        inputs=_WHISPER,
+        tasks=("default", "speech2seq-lm", "default-with-past", "speech2seq-lm-with-past"),
+    ),
+    # An image encoder (ViT, Swin …) and a text decoder with cross-attention (GPT-2, TrOCR …): image
+    # captioning and OCR. With past: ``encoder_model`` on ``pixel_values`` + the merged decoder,
+    # the layout transformers.js loads for TrOCR and ViT-GPT2.
+    ModelSpec(
+        model_type="vision-encoder-decoder",
+        modality="vision",
+        family="encoder-decoder",
+        inputs=_IMAGE_TO_TEXT,
+        tasks=("vision2seq-lm", "vision2seq-lm-with-past"),
+    ),
 ]

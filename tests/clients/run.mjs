@@ -7,6 +7,8 @@
 //   text-generation       greedy decoding of a causal LM: {"input_ids": [...], "tokens": [...]}
 //   text2text-generation  greedy decoding of a seq2seq LM: the same
 //   text-classification   {"input_ids": [...], "logits": [...], "label": "...", "score": ...}
+//   speech2seq-generation greedy decoding of Whisper from <folder>/input_features.json
+//                         ({"dims": [...], "data": [...]}, log-mel frames; no tokenizer): {"tokens": [...]}
 // dtype (default fp32) picks the file as transformers.js does: q8 → model_quantized.onnx, fp16 → model_fp16.onnx.
 // Nothing is fetched: remote models are off and the folder is read as a local model.
 import path from "node:path";
@@ -15,11 +17,22 @@ const [library, folder, task, newTokens = "8", dtype = "fp32"] = process.argv.sl
 const PROMPT = "the model reads a tiny random text";
 const tjs = await import(library);
 const { env, AutoTokenizer, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, pipeline } = tjs;
+const { AutoModelForSpeechSeq2Seq, Tensor } = tjs;
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
 env.localModelPath = path.dirname(path.resolve(folder));
 const id = path.basename(path.resolve(folder));
 const options = { dtype, device: "cpu", local_files_only: true };
+
+if (task === "speech2seq-generation") {
+  const { readFile } = await import("node:fs/promises");
+  const features = JSON.parse(await readFile(path.join(folder, "input_features.json"), "utf8"));
+  const model = await AutoModelForSpeechSeq2Seq.from_pretrained(id, options);
+  const inputs = new Tensor("float32", Float32Array.from(features.data), features.dims);
+  const output = await model.generate({ inputs, max_new_tokens: Number(newTokens), do_sample: false, num_beams: 1 });
+  process.stdout.write(JSON.stringify({ tokens: Array.from(output.data, Number) }) + "\n");
+  process.exit(0);
+}
 
 const tokenizer = await AutoTokenizer.from_pretrained(id, { local_files_only: true });
 const inputs = await tokenizer(PROMPT);

@@ -5,7 +5,8 @@ checkpoint's ``onnx/`` folder (the layout a merged bot PR leaves in the reposito
 ``run.mjs`` with one transformers.js major from npm, and compares:
 
 * generation: transformers.js's greedy tokens equal ``model.generate``'s on the same input ids;
-* classification: its logits are close to PyTorch's.
+* classification: its logits are close to PyTorch's;
+* Whisper: greedy tokens from log-mel frames (``input_features``, no tokenizer) equal ``model.generate``'s.
 
 Weights are wider than the usual init, so a random model does not repeat one token forever, and
 a test refuses a degenerate sample. The default run has GPT-2 and T5 with transformers.js 4; the
@@ -134,3 +135,35 @@ def test_transformers_js_q8_classifier_meets_the_reported_criterion(library: str
     assert int(got.argmax()) == int(expected.argmax())
     assert cosine >= AGREEMENT["q8"].cosine, cosine
     assert not np.allclose(got, expected, atol=1e-6), "the q8 file gave fp32's exact logits: not the quantized one"
+
+
+@pytest.mark.parametrize(
+    "library",
+    [pytest.param(lib, marks=[pytest.mark.node, pytest.mark.slow, pytest.mark.heavy]) for lib in ("tjs3", "tjs4")],
+)
+def test_transformers_js_whisper_generates_from_input_features(library: str, tmp_path: Path) -> None:
+    """Whisper with past (``encoder_model.onnx`` + ``decoder_model_merged.onnx``): transformers.js's
+    ``generate`` on log-mel frames gives ``model.generate``'s tokens, start token included."""
+    from transformers import AutoModelForSpeechSeq2Seq
+
+    folder = tmp_path / "whisper"
+    build_sample_checkpoint(folder, "whisper", "speech2seq-lm", init_std=0.3)
+    request = ExportRequest(
+        model=str(folder), task="speech2seq-lm-with-past", output_dir=folder / "onnx", formats=("onnx",), atol=1e-3
+    )
+    assert run_export(request).status == "passed"
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder).eval()
+    config = model.config
+    features = torch.randn(
+        1, config.num_mel_bins, 2 * config.max_source_positions, generator=torch.Generator().manual_seed(0)
+    )
+    (folder / "input_features.json").write_text(
+        json.dumps({"dims": list(features.shape), "data": features.flatten().tolist()})
+    )
+    with torch.no_grad():
+        generated = model.generate(input_features=features, do_sample=False, num_beams=1, max_new_tokens=NEW_TOKENS)
+    expected: list[int] = generated[0].tolist()
+    if expected[0] != config.decoder_start_token_id:  # Whisper's generate may leave the start token out
+        expected = [config.decoder_start_token_id, *expected]
+    assert len(set(expected[1:])) > 1, f"degenerate sample {expected}: the comparison would prove little"
+    assert run_client(library, folder, "speech2seq-generation")["tokens"] == expected

@@ -51,10 +51,14 @@ REPRESENTATIVES = {
     ("segformer", "semantic-segmentation"),
     ("yolos", "object-detection"),  # logits + pred_boxes
     ("clip", "zero-shot-image-classification"),  # text and pixels together
+    ("owlvit", "zero-shot-object-detection"),  # text queries and pixels → boxes
     ("wav2vec2", "ctc"),  # raw audio
     ("hubert", "audio-classification"),
     ("detr", "image-segmentation"),  # pixels + pixel_mask, a CNN backbone under a transformer
     ("whisper", "speech2seq-lm"),  # log-mel frames + decoder ids
+    ("whisper", "speech2seq-lm-with-past"),  # encoder on frames + merged decoder without an encoder mask
+    ("vision-encoder-decoder", "vision2seq-lm"),  # pixels + decoder ids
+    ("vision-encoder-decoder", "vision2seq-lm-with-past"),  # encoder on pixels + merged decoder
     ("gpt2", "default"),
     ("gpt2", "sequence-classification"),
     ("gpt2", "causal-lm-with-past"),  # decoder with its cache
@@ -94,7 +98,13 @@ def test_every_supported_pair_has_a_test() -> None:
     assert not untested, f"supported but untested architectures: {untested}"
     assert len(PAIRS) >= 200
     with_past = {task for _, task in PAIRS if get_task(task).with_past}
-    assert with_past == {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+    assert with_past == {
+        "default-with-past",
+        "causal-lm-with-past",
+        "seq2seq-lm-with-past",
+        "speech2seq-lm-with-past",
+        "vision2seq-lm-with-past",
+    }
     # every representative is a supported pair, and every task of the matrix is in the default run
     assert not REPRESENTATIVES - set(PAIRS), REPRESENTATIVES - set(PAIRS)
     assert {t for m, t in PAIRS if in_default_run(m, t)} == {t for _, t in PAIRS}

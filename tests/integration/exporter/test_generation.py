@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from exporter.run import ExportRequest, run_export
-from exporter.sample import build_sample_checkpoint
+from exporter.sample import TINY_CONFIGS, build_sample_checkpoint
 
 NEW_TOKENS = 8
 PROMPT = np.array([[5, 17, 33, 60, 7, 12, 90]], dtype=np.int64)
@@ -26,7 +26,10 @@ WIDE_INIT: dict[str, dict[str, Any]] = {
     "gpt2": {"initializer_range": 0.3},
     "t5": {"initializer_factor": 3.0},
     "bart": {"init_std": 0.3},
+    "whisper": {"init_std": 0.3},
 }
+_VED_DECODER = TINY_CONFIGS["vision-encoder-decoder"]["decoder"]
+_WIDE_GPT2 = WIDE_INIT["gpt2"]
 
 
 def _session(path: Path) -> Any:
@@ -77,11 +80,17 @@ def greedy_decoder_only(output_dir: Path, eos: int | None) -> list[int]:
     return tokens
 
 
-def greedy_seq2seq(output_dir: Path, start: int, eos: int | None) -> list[int]:
+def greedy_seq2seq(
+    output_dir: Path, start: int, eos: int | None, source: dict[str, np.ndarray] | None = None
+) -> list[int]:
+    """Greedy tokens from the encoder's ``source`` inputs (default: :data:`PROMPT` as text)."""
     encoder, decoder = _session(output_dir / "encoder_model.onnx"), _session(output_dir / "decoder_model_merged.onnx")
     mask = np.ones_like(PROMPT)
-    hidden = _run(encoder, {"input_ids": PROMPT, "attention_mask": mask})["last_hidden_state"]
-    context = {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
+    source = source if source is not None else {"input_ids": PROMPT, "attention_mask": mask}
+    hidden = _run(encoder, source)["last_hidden_state"]
+    context = {"encoder_hidden_states": hidden}
+    if "encoder_attention_mask" in {inp.name for inp in decoder.get_inputs()}:
+        context["encoder_attention_mask"] = mask
     past, ids, use_cache, tokens = _empty_past(decoder), np.array([[start]], dtype=np.int64), False, []
     for _ in range(NEW_TOKENS):
         feeds = {"input_ids": ids, **context, **past, "use_cache_branch": np.array([use_cache])}
@@ -139,3 +148,53 @@ def test_seq2seq_greedy_loop_matches_generate(model_type: str, tmp_path: Path) -
     assert start == model.config.decoder_start_token_id
     assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
     assert greedy_seq2seq(output, start, model.config.eos_token_id) == expected
+
+
+@pytest.mark.slow
+def test_whisper_greedy_loop_from_input_features_matches_generate(tmp_path: Path) -> None:
+    """Whisper with past: ``encoder_model.onnx`` on log-mel frames, then the merged decoder without an encoder mask."""
+    from transformers import AutoModelForSpeechSeq2Seq
+
+    checkpoint = build_sample_checkpoint(tmp_path / "checkpoint", "whisper", "speech2seq-lm", **WIDE_INIT["whisper"])
+    output = tmp_path / "out"
+    request = ExportRequest(
+        model=str(checkpoint), task="speech2seq-lm-with-past", output_dir=output, formats=("onnx",), atol=1e-3
+    )
+    assert run_export(request).status == "passed"
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(checkpoint).eval()
+    config = model.config
+    features = torch.randn(
+        1, config.num_mel_bins, 2 * config.max_source_positions, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        generated = model.generate(input_features=features, do_sample=False, num_beams=1, max_new_tokens=NEW_TOKENS)
+    expected = generated[0].tolist()
+    if expected[0] == config.decoder_start_token_id:  # Whisper's generate may leave the start token out
+        expected = expected[1:]
+    assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
+    source = {"input_features": features.numpy()}
+    assert greedy_seq2seq(output, config.decoder_start_token_id, config.eos_token_id, source) == expected
+
+
+@pytest.mark.slow
+def test_vision_encoder_decoder_greedy_loop_from_pixels_matches_generate(tmp_path: Path) -> None:
+    """ViT-GPT2-style captioning with past: ``encoder_model.onnx`` on pixels, then the merged decoder."""
+    from transformers import VisionEncoderDecoderModel
+
+    checkpoint = build_sample_checkpoint(
+        tmp_path / "checkpoint", "vision-encoder-decoder", "vision2seq-lm", decoder={**_VED_DECODER, **_WIDE_GPT2}
+    )
+    output = tmp_path / "out"
+    request = ExportRequest(
+        model=str(checkpoint), task="vision2seq-lm-with-past", output_dir=output, formats=("onnx",), atol=1e-3
+    )
+    assert run_export(request).status == "passed"
+    model = VisionEncoderDecoderModel.from_pretrained(checkpoint).eval()
+    pixels = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        generated = model.generate(pixel_values=pixels, do_sample=False, num_beams=1, max_new_tokens=NEW_TOKENS)
+    start, expected = generated[0, 0].item(), generated[0, 1:].tolist()
+    assert start == model.config.decoder_start_token_id
+    assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
+    source = {"pixel_values": pixels.numpy()}
+    assert greedy_seq2seq(output, start, model.config.eos_token_id, source) == expected

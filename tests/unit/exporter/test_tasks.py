@@ -21,11 +21,24 @@ SEED_TASKS = {
 }
 
 
-WITH_PAST_TASKS = {"default-with-past", "causal-lm-with-past", "seq2seq-lm-with-past"}
+WITH_PAST_TASKS = {
+    "default-with-past",
+    "causal-lm-with-past",
+    "seq2seq-lm-with-past",
+    "speech2seq-lm-with-past",
+    "vision2seq-lm-with-past",
+}
 #: The other features of transformers 4.38's ``FeaturesManager`` (issue 11).
-OLD_FEATURES = {"multiple-choice", "semantic-segmentation", "image-segmentation", "object-detection", "speech2seq-lm"}
-#: Tasks of today's Hub families: CLIP/SigLIP, Wav2Vec2/HuBERT.
-MODERN_TASKS = {"zero-shot-image-classification", "audio-classification", "ctc"}
+OLD_FEATURES = {
+    "multiple-choice",
+    "semantic-segmentation",
+    "image-segmentation",
+    "object-detection",
+    "speech2seq-lm",
+    "vision2seq-lm",
+}
+#: Tasks of today's Hub families: CLIP/SigLIP, OWL-ViT, Wav2Vec2/HuBERT.
+MODERN_TASKS = {"zero-shot-image-classification", "zero-shot-object-detection", "audio-classification", "ctc"}
 
 
 def test_task_names_are_the_old_feature_names() -> None:
@@ -40,6 +53,12 @@ def test_with_past_tasks_follow_the_cache() -> None:
     assert {"default-with-past", "seq2seq-lm-with-past"} <= set(supported_tasks(get_spec("t5")))
     assert "causal-lm-with-past" not in supported_tasks(get_spec("t5"))  # T5 has no causal-lm head
     assert not WITH_PAST_TASKS & set(supported_tasks(get_spec("bert")))  # BERT's causal-lm has no cache export
+    assert supported_tasks(get_spec("whisper")) == (
+        "default",
+        "speech2seq-lm",
+        "default-with-past",
+        "speech2seq-lm-with-past",
+    )
 
 
 def test_with_past_is_never_inferred() -> None:
@@ -58,6 +77,10 @@ def test_with_past_is_never_inferred() -> None:
         ("distilbert", "DistilBertForQuestionAnswering", "question-answering"),
         ("vit", "ViTForImageClassification", "image-classification"),
         ("xlm", "XLMWithLMHeadModel", "masked-lm"),
+        ("whisper", "WhisperForConditionalGeneration", "speech2seq-lm"),
+        ("vision-encoder-decoder", "VisionEncoderDecoderModel", "vision2seq-lm"),
+        ("owlvit", "OwlViTForObjectDetection", "zero-shot-object-detection"),
+        ("owlv2", "Owlv2Model", "default"),
     ],
 )
 def test_infer_task(model_type: str, architecture: str, task: str) -> None:
@@ -76,7 +99,7 @@ def test_infer_task_unknown_head() -> None:
 def test_not_exportable_types_have_no_tasks_and_a_reason() -> None:
     from exporter.support import not_exportable
 
-    for name in ("longformer", "longt5"):
+    for name in ("longformer",):
         assert supported_tasks(get_spec(name)) == ()
         assert not_exportable(get_spec(name))["*"]
         assert f"| `{name}` | every task |" in support_table_markdown()
@@ -121,6 +144,7 @@ def test_missing_old_types_are_supported() -> None:
         "bloom": "causal-lm-with-past",
         "codegen": "causal-lm-with-past",
         "mt5": "seq2seq-lm-with-past",
+        "longt5": "seq2seq-lm-with-past",
         "rembert": "causal-lm",
         "resnet": "image-classification",
         "convnext": "image-classification",
@@ -134,15 +158,18 @@ def test_missing_old_types_are_supported() -> None:
         "yolos": "object-detection",
         "layoutlmv3": "token-classification",
         "imagegpt": "image-classification",
-        "whisper": "speech2seq-lm",
+        "whisper": "speech2seq-lm-with-past",
         "clip": "zero-shot-image-classification",
+        "vision-encoder-decoder": "vision2seq-lm-with-past",
+        "owlvit": "zero-shot-object-detection",
+        "groupvit": "default",
     }
     assert {name: task for name, task in expected.items() if task in matrix.get(name, ())} == expected
 
 
 def test_modern_families_are_supported() -> None:
     matrix = support_matrix()
-    for name in ("mpnet", "modernbert"):
+    for name in ("mpnet", "modernbert", "nomic_bert"):
         assert "default" in matrix[name]
     assert "image-classification" in matrix["dinov2"]
     assert {"audio-classification", "ctc"} <= set(matrix["wav2vec2"]) & set(matrix["hubert"])
