@@ -33,11 +33,13 @@ from exporter.dummy_inputs import BATCH, DERIVED_AXES, PAST_AXES
 AxisNames = Mapping[str, Mapping[int, str]]
 
 
-def name_axes(path: Path, dynamic_axes: AxisNames) -> bool:
+def name_axes(path: Path, dynamic_axes: AxisNames, fixed: Mapping[str, Mapping[int, int]] | None = None) -> bool:
     """Rewrite the dimension names of the graph at ``path`` in place (its external weights are left as they are).
 
-    The file is written again only when a name changes (re-serialising the weights costs more than
-    the rest of this pass): a graph exported with every axis named already is only read. Returns
+    ``fixed``: output dimensions whose size eager runs showed constant (a vision model's patches);
+    where the graph has no size and no input's name for one, it gets that size. The file is
+    written again only when a dimension changes (re-serialising the weights costs more than the
+    rest of this pass): a graph exported with every axis named already is only read. Returns
     whether it was rewritten.
     """
     import onnx
@@ -45,6 +47,11 @@ def name_axes(path: Path, dynamic_axes: AxisNames) -> bool:
     model = onnx.load(str(path), load_external_data=False)
     before = graph_axes(model.graph)
     symbols = name_graph_axes(model.graph, dynamic_axes)
+    for value in model.graph.output:
+        for position, dim in enumerate(_dims(value)):
+            size = (fixed or {}).get(value.name, {}).get(position)
+            if size is not None and not dim.dim_value and not (dim.dim_param and _explained(dim.dim_param, symbols)):
+                dim.dim_value = size
     if any(not _explained(dim.dim_param, symbols) for value in model.graph.output for dim in _dims(value)):
         _infer_output_axes(model, symbols)
     for value in model.graph.output:  # a quantity of its own (audio frames after a CNN …): named after its output
@@ -58,6 +65,18 @@ def name_axes(path: Path, dynamic_axes: AxisNames) -> bool:
 
 
 Sizes = Mapping[str, tuple[int, ...]]
+
+
+def fixed_output_dims(outputs: Sequence[Sizes]) -> dict[str, dict[int, int]]:
+    """Output dimensions of the same size in every eager run (``{"last_hidden_state": {1: 65, 2: 32}}``)."""
+    if len(outputs) < 2:
+        return {}
+    fixed: dict[str, dict[int, int]] = {}
+    for name, shape in outputs[0].items():
+        for position, size in enumerate(shape):
+            if all(name in run and len(run[name]) > position and run[name][position] == size for run in outputs):
+                fixed.setdefault(name, {})[position] = size
+    return fixed
 
 
 def output_axes_of_runs(
@@ -110,7 +129,11 @@ def _infer_output_axes(model: Any, symbols: Mapping[str, str]) -> None:
     shapes = {value.name: _dims(value) for value in inferred.graph.output}
     for value in model.graph.output:
         for dim, found in zip(_dims(value), shapes.get(value.name, []), strict=False):
-            if dim.dim_param and not _explained(dim.dim_param, symbols) and _explained(found.dim_param, symbols):
+            if not dim.dim_param or _explained(dim.dim_param, symbols):
+                continue
+            if found.dim_value:
+                dim.dim_value = found.dim_value
+            elif found.dim_param and _explained(found.dim_param, symbols):
                 dim.dim_param = output_axis(found.dim_param, symbols, 1)
 
 

@@ -20,7 +20,7 @@ import torch
 
 from exporter import dummy_inputs
 from exporter.agreement import build_and_check
-from exporter.axes import name_axes, output_axes_of_runs
+from exporter.axes import fixed_output_dims, name_axes, output_axes_of_runs
 from exporter.components import Component, build_components
 from exporter.errors import (
     ExportFailedError,
@@ -168,7 +168,7 @@ def export_format(
         start = onnx.methods.index(onnx.first_method(component.module, context))
         shared = traces.get(component, context) if start == 0 else None
         paths, method = onnx.export_from(component.module, context, start, trace=shared)
-        name_axes(context.path(onnx.suffix), context.dynamic_axes)
+        name_axes(context.path(onnx.suffix), context.dynamic_axes, context.fixed_output_dims)
         return paths, method
     if name == "torchscript":
         shared = traces.get(component, context)
@@ -222,7 +222,7 @@ def retry_onnx(
                 files["onnx", component.name], methods[component.name] = onnx.export_from(
                     component.module, context, min(start, len(onnx.methods) - 1)
                 )
-                name_axes(context.path(onnx.suffix), context.dynamic_axes)
+                name_axes(context.path(onnx.suffix), context.dynamic_axes, context.fixed_output_dims)
         except ExportFailedError:
             return results
         merge_split_decoders(again_parts, files)
@@ -296,6 +296,7 @@ def component_context(loaded: Loaded, component: Component, request: ExportReque
         output_axes=output_axes_of_runs([i for i, _ in sizes], [o for _, o in sizes], dynamic_axes)
         if len(runs) > 1
         else {},
+        fixed_output_dims=fixed_output_dims([o for _, o in sizes]),
         output_names=names,
         axis_bounds=axis_bounds(loaded.spec, limit),
         opset=request.opset,

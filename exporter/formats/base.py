@@ -37,6 +37,8 @@ class ExportContext:
     component: str = "model"
     #: Names of the outputs' dynamic dimensions where eager runs tell them (:func:`exporter.axes.output_axes_of_runs`).
     output_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    #: Output dimensions of one size in every eager run (:func:`exporter.axes.fixed_output_dims`).
+    fixed_output_dims: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -143,6 +143,8 @@ def test_export_and_validate(model_type: str, task: str, checkpoint_factory, tmp
         # an output's own quantity (frames of a speech encoder …) is named after that output
         symbolic -= {f"{out}_dim_{i}" for out, shape in dims.items() for i in range(1, len(shape))}
         assert symbolic <= NAMED_AXES, f"{name}: axes not named as clients read them: {symbolic - NAMED_AXES}"
+        # every dimension is a name or a size (a client sizing a buffer from metadata reads 0 otherwise)
+        assert all(dim != 0 for shape in dims.values() for dim in shape), f"{name}: dimensions left blank: {dims}"
         # transformers.js resolves only `batch_size` when it makes the first step's empty cache
         assert all(shape[0] == "batch_size" for shape in dims.values() if shape and isinstance(shape[0], str))
     if get_task(task).with_past:
