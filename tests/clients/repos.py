@@ -35,11 +35,14 @@ CASES = {
 }
 
 
-def export_repo(model_type: str, folder: Path, dtypes: tuple[str, ...] = ("fp32",)) -> Path:
-    """A repository folder as a merged bot PR leaves it: checkpoint files plus the export under ``onnx/``."""
+def export_repo(model_type: str, folder: Path, dtypes: tuple[str, ...] = ("fp32",), seed: int = 0, **init: Any) -> Path:
+    """A repository folder as a merged bot PR leaves it: checkpoint files plus the export under ``onnx/``.
+
+    ``init`` replaces the model type's ``WIDE_INIT`` config values.
+    """
     task = CASES[model_type][0]
     base = task.removesuffix("-with-past")
-    build_sample_checkpoint(folder, model_type, base, **WIDE_INIT[model_type])
+    build_sample_checkpoint(folder, model_type, base, seed=seed, **(init or WIDE_INIT[model_type]))
     # Wide weights give larger activations: an absolute tolerance scaled to them (the tokens are the test).
     request = ExportRequest(
         model=str(folder), task=task, output_dir=folder / "onnx", formats=("onnx",), atol=1e-3, dtypes=dtypes

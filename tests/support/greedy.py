@@ -85,3 +85,32 @@ def greedy_seq2seq(
             break
         past, ids, use_cache = _as_past(outputs), np.array([[token]], dtype=np.int64), True
     return tokens
+
+
+def forward_decoder_only(output_dir: Path, ids: np.ndarray, suffix: str = "") -> np.ndarray:
+    """The logits at every position of ``ids`` (shape ``[1, n]``), one pass from an empty past."""
+    session = _session(output_dir / f"model{suffix}.onnx")
+    length = ids.shape[1]
+    feeds = {
+        "input_ids": ids,
+        "attention_mask": np.ones((1, length), dtype=np.int64),
+        "position_ids": np.arange(length, dtype=np.int64)[None],
+        **_empty_past(session),
+    }
+    return _run(session, feeds)["logits"]
+
+
+def forward_seq2seq(output_dir: Path, prompt: np.ndarray, decoder_ids: np.ndarray, suffix: str = "") -> np.ndarray:
+    """The decoder's logits at every position of ``decoder_ids`` for the source ``prompt``, from an empty past."""
+    encoder = _session(output_dir / f"encoder_model{suffix}.onnx")
+    decoder = _session(output_dir / f"decoder_model_merged{suffix}.onnx")
+    mask = np.ones_like(prompt)
+    hidden = _run(encoder, {"input_ids": prompt, "attention_mask": mask})["last_hidden_state"]
+    feeds = {
+        "input_ids": decoder_ids,
+        "encoder_hidden_states": hidden,
+        "encoder_attention_mask": mask,
+        **_empty_past(decoder),
+        "use_cache_branch": np.array([False]),
+    }
+    return _run(decoder, feeds)["logits"]
