@@ -2,8 +2,9 @@
 
 Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``podman``, ``node``,
 ``optimum`` …); on a machine without the tool they are skipped with a reason that says how to get
-it. ``.ci/run`` installs every tool and sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that is missing then fails
-the test instead, so CI cannot pass by skipping.
+it (the ``optimum`` venv is built on first need, and its build error is the reason). ``.ci/run``
+installs every tool and sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that
+is missing then fails the test instead, so CI cannot pass by skipping.
 """
 
 from __future__ import annotations
