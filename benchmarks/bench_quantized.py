@@ -3,13 +3,13 @@
 Builds a random-weight DistilBERT-base classifier, exports it with the real CLI
 (``--formats onnx --dtypes fp32,q8``, so the q8 file passes its agreement criterion first), then
 times in one process, alternating the candidates within each round so load on the machine hits
-them alike: eager PyTorch, the project's fp32 and q8 files, and — with ``--optimum-python`` (a
-Python that has ``optimum-onnx``) — Optimum's fp32 graph quantized with the same settings
+them alike: eager PyTorch, the project's fp32 and q8 files, and — with ``--optimum`` (the Optimum
+venv of ``tests/support/optimum.py``, built on first use) — Optimum's fp32 graph quantized with the same settings
 (:func:`exporter.variants.build_variant`). ONNX Runtime CPU provider, 2 intra-op threads, torch
 2 threads, sequence 128, batch 1 and 8, median of ``--runs`` after 3 warm-up runs.
 
     python benchmarks/bench_quantized.py
-    python benchmarks/bench_quantized.py --optimum-python /path/to/optimum-venv/bin/python
+    python benchmarks/bench_quantized.py --optimum
 
 Results go to ``benchmarks/results/quantized.json``; a markdown table is printed.
 """
@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_export import SIZES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.optimum import ensure_optimum_venv
 
 SIZE = SIZES["distilbert"]  # DistilBERT-base, as bench_export.py builds it
 THREADS = 2
@@ -83,7 +86,7 @@ def time_alternating(candidates: dict[str, Callable[[], Any]], runs: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--optimum-python", default=None)
+    parser.add_argument("--optimum", action="store_true", help="also Optimum's graph, quantized alike")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quantized.json")
     args = parser.parse_args()
 
@@ -98,8 +101,8 @@ def main() -> None:
     checkpoint = build_sample_checkpoint(work / "checkpoint", "distilbert", "sequence-classification", **SIZE)
     export(checkpoint, work / "project")
     files = {"project fp32": work / "project" / "model.onnx", "project q8": work / "project" / "model_quantized.onnx"}
-    if args.optimum_python:
-        files["optimum q8"] = export_optimum(args.optimum_python, checkpoint, work / "optimum")
+    if args.optimum:
+        files["optimum q8"] = export_optimum(str(ensure_optimum_venv()), checkpoint, work / "optimum")
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     sessions = {name: session(path) for name, path in files.items()}
     rows = []

@@ -1,7 +1,8 @@
 """Benchmark: the project's exporter against Optimum's, alternately, in one run (not a test).
 
-Optimum (``optimum-onnx``) pins transformers < 4.58, so it gets its own virtualenv, built on first
-use at ``--optimum-venv``. For each model (random weights at the real size, built once by this
+Optimum (``optimum-onnx``) pins transformers < 4.58, so it runs in its own virtualenv, the one the
+client-parity tests use (``tests/support/optimum.py``: built on first use, ``--optimum-venv`` or
+``$HUB_EXPORTER_OPTIMUM_VENV`` moves it). For each model (random weights at the real size, built once by this
 project's transformers and read by both), after one warm-up export of each tool, the two CLIs run
 alternately ``--repeat`` times in fresh processes:
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,18 +35,16 @@ from typing import Any
 from _measure import run_measured
 from bench_export import TASKS, build
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.optimum import ensure_optimum_venv, optimum_venv
+
 OPTIMUM_TASKS = {"sequence-classification": "text-classification", "causal-lm-with-past": "text-generation-with-past"}
-OPTIMUM_PACKAGES = ["torch==2.13.0", "optimum-onnx[onnxruntime]==0.1.0"]
 NAMES = {"distilbert": "DistilBERT-base", "bert": "BERT-base", "gpt2": "GPT-2 (124M), with past"}
 
 
 def optimum_cli(venv: Path) -> Path:
     """``optimum-cli`` of the Optimum venv, creating the venv on first use."""
-    cli = venv / "bin" / "optimum-cli"
-    if not cli.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *OPTIMUM_PACKAGES], check=True)
-    return cli
+    return ensure_optimum_venv(venv).with_name("optimum-cli")
 
 
 def export(command: list[str], output: Path) -> dict[str, Any]:
@@ -162,7 +160,7 @@ def main() -> None:
     parser.add_argument("--models", default="distilbert,bert,gpt2")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20, help="inference runs per file and batch (median)")
-    parser.add_argument("--optimum-venv", type=Path, default=Path(tempfile.gettempdir()) / "exporter-optimum-venv")
+    parser.add_argument("--optimum-venv", type=Path, default=optimum_venv())
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "vs_optimum.json")
     args = parser.parse_args()
     cli = optimum_cli(args.optimum_venv)

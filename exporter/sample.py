@@ -6,6 +6,7 @@ safetensors, and for text models a word-piece tokenizer over a small vocabulary 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -467,3 +468,9 @@ def save_tokenizer(path: Path, vocab_size: int) -> None:
         mask_token="[MASK]",
     )
     fast.save_pretrained(path)
+    # transformers 5 names the class ``TokenizersBackend``, unknown to transformers 4 (which Optimum
+    # pins); ``PreTrainedTokenizerFast`` is its alias in 5 and the class in 4: both load it.
+    config_file = path / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_file.write_text(json.dumps(config, indent=2) + "\n")

@@ -1,9 +1,10 @@
 """Shared fixtures: offline guards, system-tool requirements, tiny checkpoints built locally.
 
-Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``podman``, ``node`` …); on a machine without the
-tool they are skipped with a reason that says how to get it. ``.ci/run`` installs every tool and
-sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that is missing then fails
-the test instead, so CI cannot pass by skipping.
+Tests that need a system tool carry its marker (``bwrap``, ``redis``, ``podman``, ``node``,
+``optimum`` …); on a machine without the tool they are skipped with a reason that says how to get
+it (the ``optimum`` venv is built on first need, and its build error is the reason). ``.ci/run``
+installs every tool and sets ``HUB_EXPORTER_REQUIRE`` (e.g. ``bwrap,redis``): a required tool that
+is missing then fails the test instead, so CI cannot pass by skipping.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,23 @@ def _podman_ready() -> bool:
     return subprocess.run(["podman", "image", "exists", TEST_IMAGE], capture_output=True, check=False).returncode == 0
 
 
-#: marker → (is the tool there?, how to get it)
-SYSTEM_TOOLS = {
+_optimum_error: list[str] = []
+
+
+def _optimum_ready() -> bool:
+    """Build the Optimum venv (tests/support/optimum.py) unless it is there; False, and why, if it cannot be."""
+    from tests.support.optimum import OptimumVenvError, ensure_optimum_venv
+
+    try:
+        ensure_optimum_venv()
+    except OptimumVenvError as e:
+        _optimum_error.append(str(e))
+        return False
+    return True
+
+
+#: marker → (is the tool there?, how to get it: a text, or a function that says why it is missing)
+SYSTEM_TOOLS: dict[str, tuple[Callable[[], bool], str | Callable[[], str]]] = {
     "bwrap": (lambda: shutil.which("bwrap") is not None, "bubblewrap is not installed (apt-get install bubblewrap)"),
     "redis": (_redis_answers, "no Redis server on 127.0.0.1:6379 (apt-get install redis-server; see .ci/run)"),
     "git_lfs": (lambda: shutil.which("git-lfs") is not None, "git-lfs is not installed (apt-get install git-lfs)"),
@@ -64,6 +80,7 @@ SYSTEM_TOOLS = {
         lambda: shutil.which("node") is not None and (CLIENTS / "node_modules").is_dir(),
         "Node.js or transformers.js is missing: run `npm ci --ignore-scripts` in tests/clients",
     ),
+    "optimum": (_optimum_ready, lambda: f"the Optimum venv did not build: {_optimum_error[-1]}"),
 }
 _available: dict[str, bool] = {}
 
@@ -77,6 +94,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if marker not in _available:
             _available[marker] = present()
         if not _available[marker]:
+            reason = reason() if callable(reason) else reason
             if marker in required:
                 pytest.fail(f"{reason}, and HUB_EXPORTER_REQUIRE requires it")
             pytest.skip(reason)

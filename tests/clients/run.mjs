@@ -4,8 +4,9 @@
 //
 // <folder> is laid out as the bot's pull request leaves a repository: config.json, the tokenizer
 // files and onnx/ (model.onnx, or encoder_model.onnx + decoder_model_merged.onnx). Tasks:
-//   text-generation       greedy decoding of a causal LM: {"input_ids": [...], "tokens": [...]}
-//   text2text-generation  greedy decoding of a seq2seq LM: the same
+//   text-generation       greedy decoding of a causal LM: {"input_ids": [...], "tokens": [...],
+//                         "logits": [...], "logits_dims": [1, n, vocab]} (one forward pass over "tokens")
+//   text2text-generation  greedy decoding of a seq2seq LM: the same (the decoder fed "tokens")
 //   text-classification   {"input_ids": [...], "logits": [...], "label": "...", "score": ...}
 //   speech2seq-generation greedy decoding of Whisper from <folder>/input_features.json
 //                         ({"dims": [...], "data": [...]}, log-mel frames; no tokenizer): {"tokens": [...]}
@@ -34,6 +35,16 @@ if (task === "speech2seq-generation") {
   process.exit(0);
 }
 
+// One forward pass over the generated sequence (the decoder's, for seq2seq), from an empty past:
+// the logits at every position, as the report's top-1 agreement judges them.
+async function teacherForced(model, inputs, output) {
+  const forced = task === "text-generation"
+    ? { input_ids: output, attention_mask: tjs.ones(output.dims) }
+    : { ...inputs, decoder_input_ids: output };
+  const { logits } = await model(forced);
+  return { logits: Array.from(logits.data, Number), logits_dims: logits.dims };
+}
+
 const tokenizer = await AutoTokenizer.from_pretrained(id, { local_files_only: true });
 const inputs = await tokenizer(PROMPT);
 const inputIds = Array.from(inputs.input_ids.data, Number);
@@ -42,7 +53,7 @@ if (task === "text-generation" || task === "text2text-generation") {
   const auto = task === "text-generation" ? AutoModelForCausalLM : AutoModelForSeq2SeqLM;
   const model = await auto.from_pretrained(id, options);
   const output = await model.generate({ ...inputs, max_new_tokens: Number(newTokens), do_sample: false, num_beams: 1 });
-  result = { input_ids: inputIds, tokens: Array.from(output.data, Number) };
+  result = { input_ids: inputIds, tokens: Array.from(output.data, Number), ...(await teacherForced(model, inputs, output)) };
 } else if (task === "text-classification") {
   const model = await AutoModelForSequenceClassification.from_pretrained(id, options);
   const { logits } = await model(inputs);

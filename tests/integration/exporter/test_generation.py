@@ -1,10 +1,7 @@
 """A greedy generation loop driven by ONNX Runtime gives the tokens ``model.generate`` gives.
 
-The loop is what an ONNX Runtime user writes against the documented file layout: decoder-only
-models run ``model.onnx`` from an empty past (length 0) and feed each ``present.*`` back as
-``past_key_values.*``; seq2seq models run ``encoder_model.onnx`` once, then
-``decoder_model_merged.onnx`` with ``use_cache_branch`` false and an empty past for the first token
-and true after it (the graph hands back the cross-attention cache it was fed).
+The loop (``tests/support/greedy.py``) is what an ONNX Runtime user writes against the documented
+file layout.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ import torch
 
 from exporter.run import ExportRequest, run_export
 from exporter.sample import TINY_CONFIGS, build_sample_checkpoint
+from tests.support.greedy import greedy_decoder_only, greedy_seq2seq
 
 NEW_TOKENS = 8
 PROMPT = np.array([[5, 17, 33, 60, 7, 12, 90]], dtype=np.int64)
@@ -30,77 +28,6 @@ WIDE_INIT: dict[str, dict[str, Any]] = {
 }
 _VED_DECODER = TINY_CONFIGS["vision-encoder-decoder"]["decoder"]
 _WIDE_GPT2 = WIDE_INIT["gpt2"]
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _run(session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    names = [output.name for output in session.get_outputs()]
-    results = session.run(names, {inp.name: feeds[inp.name] for inp in session.get_inputs()})
-    return dict(zip(names, results, strict=True))
-
-
-def _as_past(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {
-        name.replace("present.", "past_key_values.", 1): v for name, v in outputs.items() if name.startswith("present.")
-    }
-
-
-def _empty_past(session: Any) -> dict[str, np.ndarray]:
-    """Past tensors of length 0: batch 1, the graph's fixed head count and size."""
-    past = {}
-    for inp in session.get_inputs():
-        if inp.name.startswith("past_key_values."):
-            _, heads, _, size = inp.shape
-            past[inp.name] = np.zeros((1, heads, 0, size), dtype=np.float32)
-    return past
-
-
-def greedy_decoder_only(output_dir: Path, eos: int | None) -> list[int]:
-    session = _session(output_dir / "model.onnx")
-    past, ids, tokens, seen = _empty_past(session), PROMPT, [], 0
-    for _ in range(NEW_TOKENS):
-        length = ids.shape[1]
-        feeds = {
-            "input_ids": ids,
-            "attention_mask": np.ones((1, seen + length), dtype=np.int64),
-            "position_ids": np.arange(seen, seen + length, dtype=np.int64)[None],
-            **past,
-        }
-        outputs = _run(session, feeds)
-        token = int(outputs["logits"][0, -1].argmax())
-        tokens.append(token)
-        if token == eos:
-            break
-        past, ids, seen = _as_past(outputs), np.array([[token]], dtype=np.int64), seen + length
-    return tokens
-
-
-def greedy_seq2seq(
-    output_dir: Path, start: int, eos: int | None, source: dict[str, np.ndarray] | None = None
-) -> list[int]:
-    """Greedy tokens from the encoder's ``source`` inputs (default: :data:`PROMPT` as text)."""
-    encoder, decoder = _session(output_dir / "encoder_model.onnx"), _session(output_dir / "decoder_model_merged.onnx")
-    mask = np.ones_like(PROMPT)
-    source = source if source is not None else {"input_ids": PROMPT, "attention_mask": mask}
-    hidden = _run(encoder, source)["last_hidden_state"]
-    context = {"encoder_hidden_states": hidden}
-    if "encoder_attention_mask" in {inp.name for inp in decoder.get_inputs()}:
-        context["encoder_attention_mask"] = mask
-    past, ids, use_cache, tokens = _empty_past(decoder), np.array([[start]], dtype=np.int64), False, []
-    for _ in range(NEW_TOKENS):
-        feeds = {"input_ids": ids, **context, **past, "use_cache_branch": np.array([use_cache])}
-        outputs = _run(decoder, feeds)
-        token = int(outputs["logits"][0, -1].argmax())
-        tokens.append(token)
-        if token == eos:
-            break
-        past, ids, use_cache = _as_past(outputs), np.array([[token]], dtype=np.int64), True
-    return tokens
 
 
 def _export(model_type: str, task: str, tmp_path: Path) -> tuple[Any, Path]:
@@ -135,7 +62,7 @@ def test_gpt2_greedy_loop_matches_generate(tmp_path: Path) -> None:
     model, output = _export("gpt2", "causal-lm-with-past", tmp_path)
     expected = _generate(model)[PROMPT.shape[1] :]
     assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
-    assert greedy_decoder_only(output, model.config.eos_token_id) == expected
+    assert greedy_decoder_only(output, PROMPT, NEW_TOKENS, model.config.eos_token_id) == expected
 
 
 @pytest.mark.slow
@@ -147,7 +74,7 @@ def test_seq2seq_greedy_loop_matches_generate(model_type: str, tmp_path: Path) -
     start, expected = generated[0], generated[1:]
     assert start == model.config.decoder_start_token_id
     assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
-    assert greedy_seq2seq(output, start, model.config.eos_token_id) == expected
+    assert greedy_seq2seq(output, PROMPT, NEW_TOKENS, start, model.config.eos_token_id) == expected
 
 
 @pytest.mark.slow
@@ -173,7 +100,7 @@ def test_whisper_greedy_loop_from_input_features_matches_generate(tmp_path: Path
         expected = expected[1:]
     assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
     source = {"input_features": features.numpy()}
-    assert greedy_seq2seq(output, config.decoder_start_token_id, config.eos_token_id, source) == expected
+    assert greedy_seq2seq(output, source, NEW_TOKENS, config.decoder_start_token_id, config.eos_token_id) == expected
 
 
 @pytest.mark.slow
@@ -197,4 +124,4 @@ def test_vision_encoder_decoder_greedy_loop_from_pixels_matches_generate(tmp_pat
     assert start == model.config.decoder_start_token_id
     assert len(set(expected)) > 1, "degenerate sample: the comparison would prove little"
     source = {"pixel_values": pixels.numpy()}
-    assert greedy_seq2seq(output, start, model.config.eos_token_id, source) == expected
+    assert greedy_seq2seq(output, source, NEW_TOKENS, start, model.config.eos_token_id) == expected
