@@ -146,6 +146,16 @@ class FileEntry(_Data):
         return cls(path=path.relative_to(root).as_posix(), bytes=path.stat().st_size, sha256=digest.hexdigest())
 
 
+class GraphCacheResult(_Data):
+    """What the graph cache did (``--cache-dir``): reused a stored graph, stored this one, or why neither."""
+
+    #: The cache key (sha256 of what shapes the graph); ``None`` when this export cannot use the cache.
+    key: str | None
+    #: ``<model>@<revision>`` of the export whose graph got this export's weights; ``None``: exported in full.
+    reused_from: str | None = None
+    note: str
+
+
 class Report(_Data):
     """Everything a reviewer needs to trust (or reject) an export."""
 
@@ -166,6 +176,8 @@ class Report(_Data):
     files: list[FileEntry] = []
     versions: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
+    #: ``None`` when no cache was given (added in schema 1 with a null default).
+    graph_cache: GraphCacheResult | None = None
 
     @property
     def status(self) -> Status:
@@ -349,6 +361,12 @@ def render_markdown(report: Report) -> str:
     ]
     if notes:
         lines += ["", *notes]
+    if report.graph_cache is not None:
+        cache = report.graph_cache
+        head = (
+            f"Graph reused from `{cache.reused_from}` (weights-only re-export)" if cache.reused_from else "Graph cache"
+        )
+        lines += ["", f"{head}: {cache.note}."]
     if report.files:
         lines += ["", "| file | size | sha256 |", "|---|---:|---|"]
         lines += [f"| `{f.path}` | {_human_bytes(f.bytes)} | `{f.sha256}` |" for f in report.files]
