@@ -118,7 +118,7 @@ def cache_key(
 
 def named_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter and buffer by name, tied ones under each of their names."""
-    tensors = dict(module.named_parameters(remove_duplicate=False))
+    tensors: dict[str, torch.Tensor] = dict(module.named_parameters(remove_duplicate=False))
     tensors.update(module.named_buffers(remove_duplicate=False))
     return {name: tensor.detach() for name, tensor in tensors.items()}
 
