@@ -75,7 +75,8 @@ def test_new_weights_reuse_the_stored_graph(checkpoint: Path, tmp_path: Path) ->
 def test_a_wrong_mapping_fails_validation_and_falls_back_to_a_full_export(checkpoint: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = export(checkpoint, tmp_path / "first", cache)
-    entry = GraphCache(cache).entry(first.graph_cache.key or "")  # type: ignore[union-attr]
+    assert first.graph_cache is not None and first.graph_cache.key is not None
+    entry = GraphCache(cache).entry(first.graph_cache.key)
     manifest = json.loads((entry / MANIFEST).read_text())
     mapping = manifest["components"]["model"]["initializers"]
     ends = ("attention.self.value.weight", "attention.output.dense.weight")
