@@ -26,12 +26,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from exporter.errors import ExporterError
+
+if TYPE_CHECKING:
+    import torch
 
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -341,6 +343,8 @@ def write_graph(
 
 def write_trace(cached: Path, module: torch.nn.Module, target: Path) -> Path:
     """The cached trace with the module's state loaded into it (a trace keeps the parameter names)."""
+    import torch
+
     from exporter.reproducible import strip_torchscript
 
     traced = torch.jit.load(str(cached), map_location="cpu")
