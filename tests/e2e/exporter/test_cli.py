@@ -124,6 +124,7 @@ def test_features_of_a_type_that_cannot_be_exported_gives_the_reason() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_cache_dir_reuses_the_graph_of_the_last_export(tmp_path: Path) -> None:
     from exporter.run import ExportRequest, run_export
     from exporter.sample import build_sample_checkpoint, reweight_checkpoint
