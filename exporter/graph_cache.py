@@ -334,11 +334,53 @@ def write_graph(
                 handle.write(array.data)
                 set_external_data(initializer, data.name, offset, array.nbytes)
                 initializer.data_location = onnx.TensorProto.EXTERNAL
+        onnx.save_model(model, str(target))
     else:
-        for initializer, array in weights:
-            initializer.raw_data = array.tobytes()
-    onnx.save_model(model, str(target))
+        _save_with_weights(model, weights, target)
     return [path for path in (target, data) if path.exists()]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _length_field(number: int, length: int) -> bytes:
+    """The key and length of a length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(length)
+
+
+def _save_with_weights(model: Any, weights: Sequence[tuple[Any, np.ndarray]], target: Path) -> None:
+    """Save ``model`` with each weight's bytes streamed from its array, without a serialized copy.
+
+    The graph goes out without the mapped weights, then each weight as one more ``graph`` field
+    holding one ``initializer``: protobuf parsers merge repeated occurrences of a message field
+    (ONNX Runtime and ``onnx.load`` read the same model as if it had been serialized in one piece).
+    """
+    import onnx
+
+    graph_field = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
+    initializer_field = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
+    raw_field = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
+    headers = []
+    for initializer, array in weights:
+        meta = onnx.TensorProto(name=initializer.name, dims=initializer.dims, data_type=initializer.data_type)
+        tensor = meta.SerializeToString() + _length_field(raw_field, array.nbytes)
+        inner = _length_field(initializer_field, len(tensor) + array.nbytes) + tensor
+        headers.append(_length_field(graph_field, len(inner) + array.nbytes) + inner)
+    names = {initializer.name for initializer, _ in weights}
+    kept = [tensor for tensor in model.graph.initializer if tensor.name not in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    with target.open("wb") as handle:
+        handle.write(model.SerializeToString())
+        for header, (_, array) in zip(headers, weights, strict=True):
+            handle.write(header)
+            handle.write(array.data)
 
 
 def write_trace(cached: Path, module: torch.nn.Module, target: Path) -> Path:

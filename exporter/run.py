@@ -133,7 +133,7 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     )
     if cache is not None:
         cache.store(parts, files, report, timed)
-        report = report.model_copy(update={"graph_cache": cache.result})
+        report = report.model_copy(update={"graph_cache": cache.result, "timings": dict(timings)})
     report.write(request.output_dir)
     if report.status != "passed":
         raise ValidationFailedError(report)
