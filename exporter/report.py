@@ -22,7 +22,8 @@
          "figures": {"cosine": 0.9998, "top1_agreement": 1.0}, "passed": true, "error": null}],
       "files": [{"path": "model.onnx", "bytes": 123, "sha256": "..."}],
       "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
-      "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...}
+      "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...},
+      "graph_cache": null | {"key": "<sha256>", "reused_from": "<model>@<revision>" | null, "note": "..."}
     }
 
 ``formats`` has one entry per format and *component*, format by format. Most tasks have one
@@ -37,7 +38,8 @@ the top-level ``shapes`` are the union over the components. An output passes whe
 within ``atol + rtol·|reference|``. ``variants`` (``--dtypes``; added in schema 1 with an empty
 default) judges each fp16/q8/q4 file with its own criterion (:mod:`exporter.agreement`); a failing
 one fails the report. (``component`` was added in schema 1
-without a version bump: readers that ignore it see one entry per file, as before.)
+without a version bump: readers that ignore it see one entry per file, as before. ``graph_cache``, ``--cache-dir``'s
+weights-only re-export (:mod:`exporter.graph_cache`), was added the same way, ``null`` by default.)
 """
 
 from __future__ import annotations
