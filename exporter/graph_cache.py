@@ -412,8 +412,19 @@ def entries(root: Path) -> list[Path]:
     return [manifest.parent for manifest in root.rglob(MANIFEST)] if root.is_dir() else []
 
 
+#: A half-written entry (``.store-*``) this old belongs to an export that died while storing.
+STALE_STAGING_SECONDS = 3600.0
+
+
 def evict(root: Path, max_bytes: int) -> list[Path]:
-    """Delete least-recently-used entries until all of ``root`` holds at most ``max_bytes``; the deleted."""
+    """Delete least-recently-used entries until all of ``root`` holds at most ``max_bytes``; the deleted.
+
+    Half-written entries an export left when it died are deleted too (not listed).
+    """
+    if root.is_dir():
+        for staging in root.rglob(".store-*"):
+            if time.time() - staging.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(staging, ignore_errors=True)
     sized = sorted(((path.stat().st_mtime, _size(path), path) for path in entries(root)), key=lambda e: e[0])
     total = sum(size for _, size, _ in sized)
     removed = []
