@@ -142,7 +142,8 @@ def test_eviction_drops_least_recently_used_entries_until_under_the_limit(tmp_pa
     assert removed == [oldest]
     assert not oldest.exists() and middle.exists() and newest.exists()
     stale, fresh = tmp_path / "repo-a" / ".store-1", tmp_path / "repo-a" / ".store-2"
-    stale.mkdir(), fresh.mkdir()
+    stale.mkdir()
+    fresh.mkdir()
     os.utime(stale, (0, 0))  # an export died while storing, long ago
     assert evict(tmp_path, 2500) == []
     assert not stale.exists() and fresh.exists()
