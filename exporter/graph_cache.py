@@ -3,15 +3,16 @@
 An entry is keyed by everything that shapes the graph (:func:`cache_key`): the config minus fields
 that do not (its name, transformers' version, label names), the model class, task, opset, formats,
 shapes, the versions of every library and the exporter's own source. It holds, per component, the
-validated ``<component>.onnx`` with its weights taken out, the traced ``<component>.pt``, and a
-manifest mapping each ONNX weight to the parameter or buffer it came from (as is, or transposed:
-the TorchScript-based export folds ``Linear`` weights into transposed ``onnx::MatMul_*`` tensors).
+validated ``<component>.onnx`` and the traced ``<component>.pt``, both with their weights taken
+out, and a manifest mapping each ONNX weight to the parameter or buffer it came from (as is, or
+transposed: the TorchScript-based export folds ``Linear`` weights into transposed
+``onnx::MatMul_*`` tensors), and each tensor record of the TorchScript archive to its tensor.
 
 The mapping is built when an export is stored, by comparing values. An entry is not stored when a
 large float weight matches no parameter (derived from weights some other way), when one matches
 several (the exporter may have merged equal weights into one), or for a merged seq2seq decoder
-(weights inside ``If`` branches). Reuse writes the new model's tensors into a copy of the graph and
-loads the new state dict into the trace; the caller validates the files as after any export.
+(weights inside ``If`` branches). Reuse streams the new model's tensors into copies of the graph
+and the archive; the caller validates the files as after any export.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporter.errors import ExporterError
+from exporter.reproducible import WRITER_RECORDS
 
 if TYPE_CHECKING:
     import torch
@@ -234,8 +236,53 @@ def _store_component(part: StoredComponent, staging: Path) -> dict[str, Any]:
         entry["initializers"] = _store_graph(part.files["onnx"], part.module, staging / part.files["onnx"].name)
     if "torchscript" in part.files:
         entry["files"]["torchscript"] = part.files["torchscript"].name
-        shutil.copyfile(part.files["torchscript"], staging / part.files["torchscript"].name)
+        entry["records"] = _store_trace(
+            part.files["torchscript"], part.module, staging / part.files["torchscript"].name
+        )
     return entry
+
+
+def _storage_bytes(tensor: torch.Tensor) -> bytes:
+    import torch
+
+    storage = tensor.untyped_storage()
+    return bytes(torch.empty(0, dtype=torch.uint8).set_(storage).numpy().tobytes())
+
+
+def _store_trace(path: Path, module: torch.nn.Module, target: Path) -> dict[str, Any]:
+    """Map each tensor record of the TorchScript archive to the parameter or buffer it holds, then save
+    the archive with those records emptied. ``{record: {"tensor": name, "bytes": size}}``."""
+    import torch
+
+    shortlist: dict[tuple[int, bytes], list[tuple[str, bytes]]] = {}
+    storages: set[int] = set()
+    for name, tensor in named_tensors(module).items():
+        if tensor.untyped_storage().data_ptr() in storages:
+            continue  # tied: one storage under two names
+        storages.add(tensor.untyped_storage().data_ptr())
+        raw = _storage_bytes(tensor)
+        shortlist.setdefault((len(raw), raw[:256]), []).append((name, raw))
+    reader = torch._C.PyTorchFileReader(str(path))
+    mapping: dict[str, Any] = {}
+    writer = torch._C.PyTorchFileWriter(str(target))
+    for record in reader.get_all_records():
+        if record in WRITER_RECORDS:
+            continue
+        data = reader.get_record(record)
+        if record.startswith("data/"):
+            found = [name for name, raw in shortlist.get((len(data), data[:256]), []) if raw == data]
+            if len(found) != 1:
+                why = (
+                    "matches no parameter or buffer"
+                    if not found
+                    else f"equals several tensors ({', '.join(found[:3])})"
+                )
+                raise GraphCacheError(f"{path.name}: record {record} {why}")
+            mapping[record] = {"tensor": found[0], "bytes": len(data)}
+            data = b""
+        writer.write_record(record, data, len(data))
+    writer.write_end_of_file()
+    return mapping
 
 
 def _store_graph(path: Path, module: torch.nn.Module, target: Path) -> dict[str, Any]:
@@ -286,7 +333,8 @@ def write_from_entry(
                     external_data_threshold,
                 )  # fmt: skip
             else:
-                files[fmt, name] = [write_trace(source / file_name, modules[name], output_dir / file_name)]
+                trace = write_trace(source / file_name, entry["records"], modules[name], output_dir / file_name)
+                files[fmt, name] = [trace]
             methods[fmt, name] = entry["methods"][fmt]
     return files, methods
 
@@ -383,20 +431,30 @@ def _save_with_weights(model: Any, weights: Sequence[tuple[Any, np.ndarray]], ta
             handle.write(array.data)
 
 
-def write_trace(cached: Path, module: torch.nn.Module, target: Path) -> Path:
-    """The cached trace with the module's state loaded into it (a trace keeps the parameter names)."""
+def write_trace(cached: Path, records: Mapping[str, Any], module: torch.nn.Module, target: Path) -> Path:
+    """The cached TorchScript archive with each tensor record written from the module's tensor it maps to."""
     import torch
 
-    from exporter.reproducible import strip_torchscript
-
-    traced = torch.jit.load(str(cached), map_location="cpu")
-    state = {f"model.{name}": tensor for name, tensor in named_tensors(module).items()}
-    try:
-        traced.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise GraphCacheError(f"the trace does not take the model's state: {str(e).splitlines()[0]}") from e
-    torch.jit.save(traced, str(target))
-    strip_torchscript(target)
+    tensors = named_tensors(module)
+    reader = torch._C.PyTorchFileReader(str(cached))
+    names = [record for record in reader.get_all_records() if record not in WRITER_RECORDS]
+    if not set(records) <= set(names):
+        raise GraphCacheError(f"{cached.name} lacks records its manifest maps")
+    writer = torch._C.PyTorchFileWriter(str(target))
+    for record in names:
+        if record in records:
+            tensor = tensors.get(records[record]["tensor"])
+            if tensor is None:
+                raise GraphCacheError(f"the model has no parameter or buffer {records[record]['tensor']} ({record})")
+            storage = tensor.untyped_storage()
+            if storage.nbytes() != records[record]["bytes"]:
+                raise GraphCacheError(f"{records[record]['tensor']} has {storage.nbytes()} bytes, the trace's {record} "
+                                      f"{records[record]['bytes']}")  # fmt: skip
+            writer.write_record(record, storage.data_ptr(), storage.nbytes())  # the tensor keeps it alive
+        else:
+            data = reader.get_record(record)
+            writer.write_record(record, data, len(data))
+    writer.write_end_of_file()
     return target
 
 
