@@ -46,6 +46,7 @@ LABEL_KEYS = ("id2label", "label2id")
 #: A float constant of the graph larger than this that matches no parameter makes an entry not reusable.
 MAX_UNMAPPED_ELEMENTS = 16
 _FINGERPRINT_ELEMENTS = 32
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 class GraphCacheError(ExporterError):
@@ -327,6 +328,8 @@ def write_from_entry(
     for name, entry in components.items():
         source = cache.entry(key)
         for fmt, file_name in entry["files"].items():
+            if file_name != f"{name}{SUFFIXES.get(fmt)}":  # a manifest names nothing but the component's own file
+                raise GraphCacheError(f"the entry's {fmt} file of {name} is {file_name!r}")
             if fmt == "onnx":
                 files[fmt, name] = write_graph(
                     source / file_name, entry["initializers"], modules[name], output_dir / file_name,

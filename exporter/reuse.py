@@ -84,6 +84,9 @@ class CacheUse:
                     self.cache, self.key, manifest, modules, request.output_dir, request.external_data_threshold
                 )
             except (GraphCacheError, OSError, KeyError, RuntimeError) as e:
+                for name in modules:  # what it may have written before failing
+                    for suffix in (".onnx", ".onnx_data", ".pt"):
+                        (request.output_dir / f"{name}{suffix}").unlink(missing_ok=True)
                 self.note = f"the graph of {source} did not take the new weights ({e}); exported in full"
                 return None
         with timed("validate", f"Validating on {len(request.validation_shapes)} shapes"):

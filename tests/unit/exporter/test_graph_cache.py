@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.graph_cache import MANIFEST, GraphCacheError, cache_key, evict, map_initializers
+from exporter.graph_cache import (
+    MANIFEST,
+    GraphCache,
+    GraphCacheError,
+    Source,
+    StoredComponent,
+    cache_key,
+    evict,
+    map_initializers,
+    write_from_entry,
+)
 from exporter.sample import tiny_config
 from exporter.versions import versions
 
@@ -148,3 +158,69 @@ def test_eviction_drops_least_recently_used_entries_until_under_the_limit(tmp_pa
     assert evict(tmp_path, 2500) == []
     assert not stale.exists() and fresh.exists()
     assert evict(tmp_path, 0) == [middle, newest]
+
+
+class _Net(torch.nn.Module):
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.first = torch.nn.Linear(6, 5)
+        self.second = torch.nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(torch.relu(self.first(x)))
+
+
+def _stored(tmp_path: Path) -> tuple[GraphCache, str, dict[str, Any]]:
+    """A real entry: a small net exported by the TorchScript-based torch.onnx and traced, then stored."""
+    import warnings
+
+    net, example = _Net(0).eval(), torch.randn(2, 3, 6)  # 3-D: Linear becomes MatMul of a transposed weight
+    out = tmp_path / "first"
+    out.mkdir()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (example,), str(out / "model.onnx"), dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "batch", 1: "sequence"}})  # fmt: skip
+        torch.jit.save(torch.jit.trace(net, example), str(out / "model.pt"))
+    cache = GraphCache(tmp_path / "cache")
+    files = {"onnx": out / "model.onnx", "torchscript": out / "model.pt"}
+    methods = {"onnx": "torchscript", "torchscript": "trace"}
+    cache.store("k", Source("net", "1"), [StoredComponent(name="model", module=net, files=files, methods=methods)])
+    manifest = cache.lookup("k")
+    assert manifest is not None
+    return cache, "k", manifest
+
+
+def test_an_entry_takes_new_weights_into_both_files(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    cache, key, manifest = _stored(tmp_path)
+    assert {how["transpose"] for how in manifest["components"]["model"]["initializers"].values()} == {True, False}
+    new = _Net(1).eval()
+    out = tmp_path / "second"
+    out.mkdir()
+    files, methods = write_from_entry(cache, key, manifest, {"model": new}, out, 1 << 30)
+    assert files == {("onnx", "model"): [out / "model.onnx"], ("torchscript", "model"): [out / "model.pt"]}
+    assert methods == {("onnx", "model"): "torchscript", ("torchscript", "model"): "trace"}
+    x = torch.randn(4, 5, 6)
+    with torch.no_grad():
+        expected = new(x).numpy()
+        traced = torch.jit.load(str(out / "model.pt"))(x).numpy()
+    (onnx_out,) = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x.numpy()}
+    )
+    np.testing.assert_allclose(onnx_out, expected, atol=1e-6)
+    np.testing.assert_allclose(traced, expected, atol=1e-6)
+    with torch.no_grad():
+        assert np.abs(_Net(0)(x).numpy() - expected).max() > 1e-3  # the old weights would not pass
+
+
+def test_an_entry_that_names_another_file_is_refused(tmp_path: Path) -> None:
+    cache, key, manifest = _stored(tmp_path)
+    manifest["components"]["model"]["files"]["onnx"] = "../model.onnx"
+    out = tmp_path / "second"
+    out.mkdir()
+    with pytest.raises(GraphCacheError, match="onnx file of model"):
+        write_from_entry(cache, key, manifest, {"model": _Net(1)}, out, 1 << 30)
+    assert not (tmp_path / "model.onnx").exists()
