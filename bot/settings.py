@@ -86,6 +86,11 @@ class BotSettings(BaseSettings):
     # ran out) gets its message sent again by the sweeper in every worker process.
     redispatch_seconds: float = Field(default=300.0, gt=0)
     keep_work_dirs: bool = False
+    # Graphs of earlier exports, one folder per repo, reused when a commit changes only the weights
+    # (exporter/graph_cache.py); default: <work_dir>/graph-cache. Least recently used entries are
+    # evicted after each job above max bytes; 0 turns the cache off.
+    graph_cache_dir: Path | None = None
+    graph_cache_max_bytes: int = Field(default=8 * GiB, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -106,6 +111,12 @@ class BotSettings(BaseSettings):
         """What, besides repo and sha, changes the export: part of the dedup key."""
         data = {"sandbox_limits": [self.memory_bytes, self.export_timeout], "layout": 1}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def graph_cache_root(self) -> Path | None:
+        """Where the graph cache lives, or ``None`` when it is off."""
+        if self.graph_cache_max_bytes == 0:
+            return None
+        return self.graph_cache_dir if self.graph_cache_dir is not None else Path(self.work_dir) / "graph-cache"
 
     def token(self) -> str | None:
         return self.hf_token.get_secret_value() if self.hf_token else None

@@ -102,6 +102,13 @@ def export(
     ] = "fp32",
     spec: Annotated[str | None, typer.Option(help="User spec for an unknown architecture: path.py:Name.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow the checkpoint's own Python code.")] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Graph cache for weights-only re-exports: when only the weights changed since an export "
+            "stored there, its graph gets the new weights (validated as usual). Off by default."
+        ),
+    ] = None,
     quiet: QuietOption = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
     debug: DebugOption = False,
@@ -130,6 +137,7 @@ def export(
         dtypes=parse_dtypes(dtypes),
         trust_remote_code=trust_remote_code,
         token=os.environ.get("HF_TOKEN") or None,
+        cache_dir=cache_dir,
     )
     try:
         with _library_output(debug):
@@ -163,6 +171,8 @@ def _finish(report: Report, output_dir: Path, json_output: bool, quiet: bool, se
     )
     for fmt in report.formats:
         err.print(f"  {fmt.label}: {fmt.note}")
+    if report.graph_cache is not None:
+        err.print(f"  graph cache: {report.graph_cache.note}")
     for variant in report.variants:
         mark = "passed" if variant.passed else "failed"
         err.print(f"  {variant.dtype} {variant.file}: {mark} ({variant.figures_text()})")

@@ -22,7 +22,8 @@
          "figures": {"cosine": 0.9998, "top1_agreement": 1.0}, "passed": true, "error": null}],
       "files": [{"path": "model.onnx", "bytes": 123, "sha256": "..."}],
       "versions": {"exporter": ..., "torch": ..., "transformers": ..., "onnx": ..., "onnxruntime": ..., "opset": 18},
-      "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...}
+      "timings": {"load": {"seconds": 0.4, "peak_rss_mb": 512.0}, "onnx": {...}, ...},
+      "graph_cache": null | {"key": "<sha256>", "reused_from": "<model>@<revision>" | null, "note": "..."}
     }
 
 ``formats`` has one entry per format and *component*, format by format. Most tasks have one
@@ -37,7 +38,8 @@ the top-level ``shapes`` are the union over the components. An output passes whe
 within ``atol + rtol·|reference|``. ``variants`` (``--dtypes``; added in schema 1 with an empty
 default) judges each fp16/q8/q4 file with its own criterion (:mod:`exporter.agreement`); a failing
 one fails the report. (``component`` was added in schema 1
-without a version bump: readers that ignore it see one entry per file, as before.)
+without a version bump: readers that ignore it see one entry per file, as before. ``graph_cache``, ``--cache-dir``'s
+weights-only re-export (:mod:`exporter.graph_cache`), was added the same way, ``null`` by default.)
 """
 
 from __future__ import annotations
@@ -146,6 +148,16 @@ class FileEntry(_Data):
         return cls(path=path.relative_to(root).as_posix(), bytes=path.stat().st_size, sha256=digest.hexdigest())
 
 
+class GraphCacheResult(_Data):
+    """What the graph cache did (``--cache-dir``): reused a stored graph, stored this one, or why neither."""
+
+    #: The cache key (sha256 of what shapes the graph); ``None`` when this export cannot use the cache.
+    key: str | None
+    #: ``<model>@<revision>`` of the export whose graph got this export's weights; ``None``: exported in full.
+    reused_from: str | None = None
+    note: str
+
+
 class Report(_Data):
     """Everything a reviewer needs to trust (or reject) an export."""
 
@@ -166,6 +178,8 @@ class Report(_Data):
     files: list[FileEntry] = []
     versions: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
+    #: ``None`` when no cache was given (added in schema 1 with a null default).
+    graph_cache: GraphCacheResult | None = None
 
     @property
     def status(self) -> Status:
@@ -349,6 +363,12 @@ def render_markdown(report: Report) -> str:
     ]
     if notes:
         lines += ["", *notes]
+    if report.graph_cache is not None:
+        cache = report.graph_cache
+        head = (
+            f"Graph reused from `{cache.reused_from}` (weights-only re-export)" if cache.reused_from else "Graph cache"
+        )
+        lines += ["", f"{head}: {cache.note}."]
     if report.files:
         lines += ["", "| file | size | sha256 |", "|---|---:|---|"]
         lines += [f"| `{f.path}` | {_human_bytes(f.bytes)} | `{f.sha256}` |" for f in report.files]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 #: TorchScript records the writer adds by itself at the end of the archive.
-_WRITER_RECORDS = frozenset({"byteorder", ".data/serialization_id"})
+WRITER_RECORDS = frozenset({"byteorder", ".data/serialization_id"})
 
 
 def strip_onnx(path: Path) -> None:
@@ -46,7 +46,7 @@ def strip_torchscript(path: Path) -> None:
     del reader
     writer = torch._C.PyTorchFileWriter(str(path))
     for name, data in records:
-        if not name.endswith(".debug_pkl") and name not in _WRITER_RECORDS:
+        if not name.endswith(".debug_pkl") and name not in WRITER_RECORDS:
             writer.write_record(name, data, len(data))
     writer.write_end_of_file()
 

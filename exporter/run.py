@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
 from exporter.merge import MERGED_FROM, merge_decoders
 from exporter.report import FileEntry, FormatResult, Report, VariantResult
+from exporter.reuse import CacheUse
 from exporter.specs import ModelSpec, get_spec
 from exporter.support import check_exportable, supported_tasks
 from exporter.tasks import AUTO, get_task, infer_task
@@ -71,6 +72,8 @@ class ExportRequest:
     validation_shapes: tuple[Mapping[str, int], ...] = dummy_inputs.VALIDATION_SHAPES
     #: Weights above this many bytes go to ``model.onnx.data`` (protobuf cannot hold 2 GiB).
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD
+    #: Graph cache for weights-only re-exports (:mod:`exporter.graph_cache`); ``None``: always export in full.
+    cache_dir: Path | None = None
 
 
 def _quiet(_: str) -> None:
@@ -93,24 +96,18 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
     with _timed(timings, "load", progress, f"Loading {request.model}"):
         loaded = load(request)
         parts = [(component, component_context(loaded, component, request)) for component in build_components(loaded)]
-    files: dict[tuple[str, str], list[Path]] = {}
-    methods: dict[tuple[str, str], str] = {}
-    traces = _SharedTraces(enabled={"onnx", "torchscript"} <= set(request.formats))
-    for name in request.formats:
-        with _timed(timings, name, progress, f"Exporting {name}"):
-            for component, context in parts:
-                key = (name, component.name)
-                files[key], methods[key] = export_format(name, component, context, traces)
-            if name == "onnx":
-                merge_split_decoders(parts, files)
-    del traces
     atol = request.atol if request.atol is not None else loaded.spec.atol_for(loaded.task)
     rtol = request.rtol if request.rtol is not None else loaded.spec.rtol_for(loaded.task)
-    with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
-        results = validate(parts, request.formats, request.validation_shapes, atol, rtol)
-    results = [result.model_copy(update={"method": methods[result.format, result.component]}) for result in results]
-    if "onnx" in request.formats:
-        results = retry_onnx(parts, results, files, request.validation_shapes, atol, rtol, timings)
+
+    def timed(step: str, message: str) -> AbstractContextManager[None]:
+        return _timed(timings, step, progress, message)
+
+    cache = CacheUse.start(request, loaded, parts)
+    reused = cache.reuse(parts, request, timed, atol, rtol) if cache else None
+    if reused is not None:
+        files, results = reused
+    else:
+        files, results = export_and_validate(parts, request, timings, progress, atol, rtol)
     written = [path for paths in files.values() for path in paths]
     variants: list[VariantResult] = []
     if "onnx" in request.formats and set(request.dtypes) - {"fp32"} and all(r.passed for r in results):
@@ -134,10 +131,41 @@ def run_export(request: ExportRequest, progress: Progress = _quiet) -> Report:
         versions=versions(request.opset),
         timings=timings,
     )
+    if cache is not None:
+        cache.store(parts, files, report, timed)
+        report = report.model_copy(update={"graph_cache": cache.result, "timings": dict(timings)})
     report.write(request.output_dir)
     if report.status != "passed":
         raise ValidationFailedError(report)
     return report
+
+
+def export_and_validate(
+    parts: list[tuple[Component, ExportContext]],
+    request: ExportRequest,
+    timings: dict[str, dict[str, float]],
+    progress: Progress,
+    atol: float,
+    rtol: float,
+) -> tuple[dict[tuple[str, str], list[Path]], list[FormatResult]]:
+    """Export every format of every component, validate, and re-export ONNX files that fail by the next method."""
+    files: dict[tuple[str, str], list[Path]] = {}
+    methods: dict[tuple[str, str], str] = {}
+    traces = _SharedTraces(enabled={"onnx", "torchscript"} <= set(request.formats))
+    for name in request.formats:
+        with _timed(timings, name, progress, f"Exporting {name}"):
+            for component, context in parts:
+                key = (name, component.name)
+                files[key], methods[key] = export_format(name, component, context, traces)
+            if name == "onnx":
+                merge_split_decoders(parts, files)
+    del traces
+    with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
+        results = validate(parts, request.formats, request.validation_shapes, atol, rtol)
+    results = [result.model_copy(update={"method": methods[result.format, result.component]}) for result in results]
+    if "onnx" in request.formats:
+        results = retry_onnx(parts, results, files, request.validation_shapes, atol, rtol, timings)
+    return files, results
 
 
 class _SharedTraces:

@@ -474,3 +474,24 @@ def save_tokenizer(path: Path, vocab_size: int) -> None:
     config = json.loads(config_file.read_text())
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
     config_file.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def reweight_checkpoint(path: Path, seed: int, scale: float = 0.02) -> Path:
+    """Add seeded noise to every float weight of the checkpoint in ``path`` and save it back.
+
+    A new commit of the same architecture with other weights, as a fine-tune makes one. A fresh
+    random init leaves many weights equal (every LayerNorm scale is ones); trained ones differ.
+    """
+    import transformers
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(path)
+    model_class = getattr(transformers, (config.architectures or [""])[0], None) or AutoModel
+    model = model_class.from_pretrained(path)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype) * scale)
+    model.save_pretrained(path)
+    return path

@@ -9,6 +9,7 @@ only that step (:mod:`bot.pipeline.workdir`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -29,6 +30,7 @@ from bot.pipeline.snapshot import Listing, fetch_snapshot, read_listing
 from bot.pipeline.workdir import Exported, Failure, JobFolder, prune
 from bot.sandbox import SandboxRunner
 from bot.settings import BotSettings
+from exporter.graph_cache import evict
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,22 @@ class JobPipeline:
             folder.remove()
         return outcome
 
+    def repo_cache(self, repo: str) -> Path | None:
+        """The repo's own graph-cache folder (named by a hash of its id), made on first use; ``None``: off."""
+        root = self.settings.graph_cache_root()
+        if root is None:
+            return None
+        path = root / hashlib.sha256(repo.encode()).hexdigest()[:32]
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def evict_graphs(self) -> None:
+        """Least recently used graph-cache entries out until the cache fits its size limit."""
+        root = self.settings.graph_cache_root()
+        if root is not None:
+            for path in evict(root, self.settings.graph_cache_max_bytes):
+                log.info("graph cache: evicted %s", path.relative_to(root))
+
     def cancel(self, job: Job) -> None:
         """Kill the job's sandbox (its process group), found by the job folder in its command line."""
         marker = str(self.work_dir.resolve() / job.id)
@@ -135,12 +153,17 @@ class JobPipeline:
         limit = self.settings.max_checkpoint_bytes
         snapshot, checkpoint = fetch_snapshot(self.hub, listing, attempt / "snapshot", limit)
         outputs = []
-        for i, task in enumerate(listing.config.task_list()):
-            output = attempt / f"output-{i}"
-            export_in_sandbox(
-                self.runner, snapshot, output, listing.config, task, self.limits, repo=job.repo, sha=job.sha
-            )
-            outputs.append(output)
+        cache = self.repo_cache(job.repo)
+        try:
+            for i, task in enumerate(listing.config.task_list()):
+                output = attempt / f"output-{i}"
+                export_in_sandbox(
+                    self.runner, snapshot, output, listing.config, task, self.limits,
+                    repo=job.repo, sha=job.sha, cache=cache,
+                )  # fmt: skip
+                outputs.append(output)
+        finally:
+            self.evict_graphs()
         shutil.rmtree(snapshot, ignore_errors=True)  # publishing needs only the outputs
         model_type = str(checkpoint.model_config["model_type"])
         return folder.keep_outputs(outputs, listing.config, model_type, self.limits.max_file_bytes)

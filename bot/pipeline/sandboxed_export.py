@@ -23,7 +23,7 @@ from bot.errors import (
 from bot.pipeline.check import REPORT_MAX_BYTES, read_regular, read_report
 from bot.pipeline.reasons import CHECKPOINT, EXPORT_FAILED, UNSUPPORTED, author_sentence, validation_sentence
 from bot.pipeline.repo_config import RepoConfig
-from bot.sandbox import OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner
+from bot.sandbox import CACHE, OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ExportLimits:
 
 
 def exporter_args(
-    config: RepoConfig, task: str | None, repo: str | None = None, sha: str | None = None
+    config: RepoConfig, task: str | None, repo: str | None = None, sha: str | None = None, cache: bool = False
 ) -> tuple[str, ...]:
     """The exporter command line (after ``python``), with sandbox path placeholders.
 
@@ -60,6 +60,8 @@ def exporter_args(
         args += ["--rtol", repr(config.rtol)]
     if "onnx" in config.formats:
         args += ["--dtypes", ",".join(config.dtypes)]
+    if cache:
+        args += ["--cache-dir", CACHE]
     return (*args, OUTPUT)
 
 
@@ -73,14 +75,17 @@ def export_in_sandbox(
     *,
     repo: str | None = None,
     sha: str | None = None,
+    cache: Path | None = None,
 ) -> None:
     """Export one task in the sandbox into ``output`` (a new folder); a job error unless it passed.
 
+    ``cache``: the repo's own graph-cache folder, writable in the sandbox (weights-only re-export).
     The output is not trusted yet: :func:`bot.pipeline.check.check_output` verifies it.
     """
     output.mkdir(parents=True, exist_ok=False)
     request = SandboxRequest(
-        args=exporter_args(config, task, repo, sha),
+        args=exporter_args(config, task, repo, sha, cache=cache is not None),
+        cache_dir=cache,
         snapshot_dir=snapshot,
         output_dir=output,
         timeout=limits.timeout,

@@ -18,12 +18,13 @@ import shutil
 from collections.abc import Callable
 
 from bot.errors import ConfigError, SandboxUnavailableError
-from bot.sandbox.base import OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner, preflight
+from bot.sandbox.base import CACHE, OUTPUT, SNAPSHOT, SandboxRequest, SandboxResult, SandboxRunner, preflight
 from bot.sandbox.bwrap import BwrapRunner
 from bot.sandbox.container import ContainerRunner
 from bot.sandbox.process import ProcessRunner
 
 __all__ = [
+    "CACHE",
     "OUTPUT",
     "RUNNERS",
     "SNAPSHOT",

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT = "@SNAPSHOT@"
 OUTPUT = "@OUTPUT@"
+#: The repo's own graph-cache folder (``--cache-dir``), writable: see :class:`SandboxRequest`.
+CACHE = "@CACHE@"
 _TAIL_BYTES = 64 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -48,6 +50,9 @@ class SandboxRequest:
     #: Processes (and threads) at once, and the size of the private ``/tmp``.
     max_processes: int = 512
     tmp_bytes: int = 1 << 30
+    #: A second writable folder, at :data:`CACHE`: the graph cache of this repo only (one repo's export
+    #: must not be able to change what another repo's export reuses).
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,9 @@ def exporter_source_dir() -> Path | None:
     return None if package.is_relative_to(prefix) else package
 
 
-def substitute(args: Sequence[str], snapshot: str, output: str) -> list[str]:
-    return [snapshot if a == SNAPSHOT else output if a == OUTPUT else a for a in args]
+def substitute(args: Sequence[str], snapshot: str, output: str, cache: str = "/cache") -> list[str]:
+    places = {SNAPSHOT: snapshot, OUTPUT: output, CACHE: cache}
+    return [places.get(a, a) for a in args]
 
 
 def prlimit_prefix(request: SandboxRequest, *, nproc: bool = False) -> list[str]:

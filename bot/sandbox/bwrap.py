@@ -61,6 +61,8 @@ class BwrapRunner:
             argv += ["--ro-bind", str(source), "/opt/export-bot/src/exporter"]
         argv += ["--ro-bind", str(request.snapshot_dir.resolve()), "/snapshot"]
         argv += ["--bind", str(request.output_dir.resolve()), "/output", "--chdir", "/tmp"]
+        if request.cache_dir is not None:
+            argv += ["--bind", str(request.cache_dir.resolve()), "/cache"]
         # Last: the root bubblewrap built (a tmpfs without size cap) becomes read-only.
         argv += ["--remount-ro", "/"]
         env = sandbox_env(request.threads, "/opt/export-bot/src" if source is not None else None)

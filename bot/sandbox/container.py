@@ -70,6 +70,8 @@ class ContainerRunner:
             argv += ["--env", f"{key}={value}"]
         argv += ["--volume", f"{request.snapshot_dir.resolve()}:/snapshot:ro"]
         argv += ["--volume", f"{request.output_dir.resolve()}:/output:rw"]
+        if request.cache_dir is not None:
+            argv += ["--volume", f"{request.cache_dir.resolve()}:/cache:rw"]
         argv += [self.image, "python", *substitute(request.args, "/snapshot", "/output")]
         return argv
 
@@ -79,6 +81,8 @@ class ContainerRunner:
         owner = os.geteuid() == 0
         if owner:
             hand_over(request.snapshot_dir, request.output_dir)
+            if request.cache_dir is not None:
+                give_cache(request.cache_dir)
         # The client runs in a scratch folder: Podman's conmon drops an "oom" file in its working directory.
         scratch = tempfile.TemporaryDirectory(prefix="export-bot-engine-")
         try:
@@ -116,6 +120,15 @@ def hand_over(snapshot: Path, output: Path) -> None:
     _add_mode(snapshot, 0o555)
     os.chown(output, IMAGE_UID, IMAGE_UID)
     output.chmod(0o700)
+
+
+def give_cache(cache: Path) -> None:
+    """The repo's cache folder to the container's uid (it stays theirs: only this repo's exports use it)."""
+    cache.chmod(0o700)
+    for root, dirs, files in os.walk(cache):
+        for name in (*dirs, *files):
+            os.lchown(Path(root) / name, IMAGE_UID, IMAGE_UID)
+    os.lchown(cache, IMAGE_UID, IMAGE_UID)
 
 
 def take_back(output: Path) -> None:

@@ -28,7 +28,8 @@ class ProcessRunner:
     name: str = "process"
 
     def command(self, request: SandboxRequest) -> list[str]:
-        args = substitute(request.args, str(request.snapshot_dir.resolve()), str(request.output_dir.resolve()))
+        cache = str(request.cache_dir.resolve()) if request.cache_dir is not None else "/nonexistent"
+        args = substitute(request.args, str(request.snapshot_dir.resolve()), str(request.output_dir.resolve()), cache)
         return [*prlimit_prefix(request), self.python, *args]
 
     def env(self, request: SandboxRequest) -> dict[str, str]:

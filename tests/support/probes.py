@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from bot.sandbox import SandboxRequest
 
@@ -89,7 +90,7 @@ def sandbox_request(
     8 MiB of ``/tmp``, which a probe reaches quickly."""
     (tmp_path / "snapshot").mkdir(parents=True, exist_ok=True)
     (tmp_path / "output").mkdir(exist_ok=True)
-    limits = {"max_processes": 32, "tmp_bytes": 8 << 20} if small_limits else {}
+    limits: dict[str, Any] = {"max_processes": 32, "tmp_bytes": 8 << 20} if small_limits else {}
     return SandboxRequest(
         args=args,
         snapshot_dir=tmp_path / "snapshot",

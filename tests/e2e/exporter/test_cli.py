@@ -121,3 +121,20 @@ def test_features_of_a_type_that_cannot_be_exported_gives_the_reason() -> None:
     result = run("features", "longformer")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"longformer: every task not exportable: {get_spec('longformer').not_exportable}"
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+def test_cache_dir_reuses_the_graph_of_the_last_export(tmp_path: Path) -> None:
+    from exporter.run import ExportRequest, run_export
+    from exporter.sample import build_sample_checkpoint, reweight_checkpoint
+
+    checkpoint = reweight_checkpoint(build_sample_checkpoint(tmp_path / "checkpoint", "bert"), seed=1)
+    cache = tmp_path / "cache"
+    run_export(ExportRequest(model=str(checkpoint), output_dir=tmp_path / "first", cache_dir=cache))
+    reweight_checkpoint(checkpoint, seed=2)
+    result = run("export", "--model", str(checkpoint), "--cache-dir", str(cache), str(tmp_path / "second"))
+    assert result.returncode == 0, result.stderr
+    assert "graph cache: weights written into the graph of" in result.stderr
+    report = json.loads((tmp_path / "second" / "report.json").read_text())
+    assert report["status"] == "passed" and report["graph_cache"]["reused_from"] == str(checkpoint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import (
+    CACHE,
     OUTPUT,
     SNAPSHOT,
     BwrapRunner,
@@ -232,3 +234,42 @@ def test_seccomp_filter_compiles_to_bpf() -> None:
     """libseccomp is on every machine with bubblewrap or podman from Debian: the filter must compile."""
     program = compiled_filter()
     assert program is not None and len(program) % 8 == 0 and len(program) > 8 * len(DENIED_SYSCALLS) // 2
+
+
+CACHE_PROBE = """
+import json, os, sys
+os.makedirs('/cache/entry', exist_ok=True)
+open('/cache/entry/graph', 'w').write('x')
+sibling = sys.argv[2]
+try:
+    open(sibling + '/planted', 'w').write('x')
+    planted = True
+except OSError:
+    planted = False
+json.dump({'cache': sorted(os.listdir('/cache')), 'sibling_seen': os.path.exists(sibling), 'planted': planted},
+          open(sys.argv[1] + '/cache.json', 'w'))
+"""
+
+
+@pytest.mark.bwrap
+def test_bwrap_binds_only_the_repos_own_cache_folder_writable(tmp_path: Path) -> None:
+    """One repo's export writes its cache folder; another repo's folder is neither visible nor writable."""
+    mine, other = tmp_path / "cache" / "repo-a", tmp_path / "cache" / "repo-b"
+    mine.mkdir(parents=True)
+    other.mkdir()
+    (mine / "old").write_text("kept")
+    req = dataclasses.replace(request(tmp_path, "-c", CACHE_PROBE, OUTPUT, str(other)), cache_dir=mine)
+    result = BwrapRunner().run(req)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((tmp_path / "output" / "cache.json").read_text())
+    assert seen == {"cache": ["entry", "old"], "sibling_seen": False, "planted": False}
+    assert (mine / "entry" / "graph").read_text() == "x"
+    assert list(other.iterdir()) == []
+
+
+def test_container_command_line_mounts_the_repos_cache(tmp_path: Path) -> None:
+    mine = tmp_path / "cache" / "repo-a"
+    req = dataclasses.replace(request(tmp_path, "-m", "exporter", "export", CACHE, OUTPUT), cache_dir=mine)
+    argv = ContainerRunner(image="hub-exporter-bot:test", cli="sh").command(req, "c1")
+    assert f"{mine}:/cache:rw" in " ".join(argv) and argv[-2:] == ["/cache", "/output"]
+    assert ":/cache" not in " ".join(ContainerRunner(image="i", cli="sh").command(request(tmp_path, "-c", "")))
