@@ -273,7 +273,7 @@ def load(request: ExportRequest) -> Loaded:
     if task not in tasks:
         raise UnsupportedTaskError(f"{spec.model_type} has no {task!r} head; its tasks are: {', '.join(tasks)}")
     overrides = configure(config, spec, task)
-    model_class = spec.model_class or get_task(task).auto()
+    model_class = spec.model_class_for(task)
     model = load_model(model_class, checkpoint.path, config, request.trust_remote_code)
     if spec.prepare_model is not None:
         spec.prepare_model(model)

@@ -406,7 +406,11 @@ def tiny_config(model_type: str, task: str = "default", **overrides: Any) -> Any
 
     kwargs = {**TINY_CONFIGS.get(model_type, {}), **overrides}
     config = AutoConfig.for_model(model_type, **kwargs)
-    classes = get_task(task).model_classes(model_type)
+    from exporter.specs import SPECS
+
+    spec = SPECS.get(model_type)
+    own = spec.task_model_class.get(task) if spec is not None else None
+    classes = (own,) if own else get_task(task).model_classes(model_type)
     if classes:
         config.architectures = [classes[0]]
     return config
@@ -432,7 +436,7 @@ def build_sample_checkpoint(
     for key, value in spec.config_overrides.get(task, {}).items():
         setattr(config, key, value)
     torch.manual_seed(seed)
-    model_class = spec.model_class or get_task(task).auto()
+    model_class = spec.model_class_for(task)
     model = model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
     model.save_pretrained(path)
     if spec.modality == "text" and model_type in TINY_CONFIGS:

@@ -25,7 +25,7 @@ def supported_tasks(spec: ModelSpec) -> tuple[str, ...]:
             continue
         if task.name in spec.task_not_exportable:
             continue
-        if spec.model_class is not None or task.model_classes(spec.model_type):
+        if spec.model_class is not None or task.name in spec.task_model_class or task.model_classes(spec.model_type):
             names.append(task.name)
     return tuple(names)
 

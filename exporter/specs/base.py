@@ -78,6 +78,8 @@ class ModelSpec:
         config_overrides: applied to the config before the model is built, per task.
         dummy_inputs: a custom factory ``(config, shape, generator) -> tensors`` replacing the generic one.
         model_class: for architectures transformers' auto classes don't know (user specs).
+        task_model_class: transformers class name per task whose auto class has none for this type
+            (Flaubert's LM head as its ``causal-lm``, as XLM's is and as ``transformers.onnx`` exported it).
         output_names: outputs to export, in order (default: every tensor of an eager run);
             ``task_output_names`` overrides them per task.
         axis_min: smallest size a dynamic axis may take, where the model's code needs one.
@@ -108,6 +110,7 @@ class ModelSpec:
     config_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dummy_inputs: DummyFactory | None = None
     model_class: type | None = None
+    task_model_class: Mapping[str, str] = field(default_factory=dict)
     output_names: tuple[str, ...] | None = None
     task_output_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     axis_min: Mapping[str, int] = field(default_factory=dict)
@@ -128,6 +131,18 @@ class ModelSpec:
 
     def output_names_for(self, task: str) -> tuple[str, ...] | None:
         return self.task_output_names.get(task.removesuffix("-with-past"), self.output_names)
+
+    def model_class_for(self, task: str) -> Any:
+        """The class that builds ``task``'s head: the spec's own, its per-task one, or the task's auto class."""
+        import transformers
+
+        from exporter.tasks import get_task
+
+        if self.model_class is not None:
+            return self.model_class
+        if task in self.task_model_class:
+            return getattr(transformers, self.task_model_class[task])
+        return get_task(task).auto()
 
     def atol_for(self, task: str) -> float:
         return self.task_atol.get(task, self.atol)

@@ -37,7 +37,9 @@ EMBEDDING_ENCODERS = ("modernbert", "mpnet", "nomic_bert")
 SPECS: list[ModelSpec] = [
     # The causal-lm head is exported as the checkpoint is: causal when its config says ``is_decoder``,
     # bidirectional otherwise, exactly what ``AutoModelForCausalLM.from_pretrained`` runs.
-    *(ModelSpec(model_type=name) for name in TEXT_ENCODERS if name != "mobilebert"),
+    *(ModelSpec(model_type=name) for name in TEXT_ENCODERS if name not in ("flaubert", "mobilebert")),
+    # transformers maps no causal LM to Flaubert; its LM head is XLM's, which is XLM's causal-lm.
+    ModelSpec(model_type="flaubert", task_model_class={"causal-lm": "FlaubertWithLMHeadModel"}),
     # BigBird falls back to full attention on short inputs; its block-sparse path needs sequences
     # longer than the ones validated here, and the fallback is what short inputs run.
     ModelSpec(model_type="big_bird"),

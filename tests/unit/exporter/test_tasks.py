@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from exporter.errors import UnsupportedTaskError
@@ -176,3 +179,22 @@ def test_modern_families_are_supported() -> None:
     assert "zero-shot-image-classification" in matrix["siglip"]
     decoders = ("gpt_neox", "phi", "falcon", "gemma", "starcoder2", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe")
     assert all("causal-lm-with-past" in matrix[name] for name in decoders)
+
+
+def test_every_pair_of_transformers_onnx_is_supported_or_refused_with_a_reason() -> None:
+    """All 59 types and 265 (type, feature) pairs the old ``transformers.onnx`` registered (issue 11)."""
+    from exporter.support import not_exportable
+
+    data = json.loads((Path(__file__).parents[2] / "data" / "transformers_onnx_features.json").read_text())
+    old = data["features"]
+    assert (len(old), sum(len(features) for features in old.values())) == (59, 265)
+    matrix = support_matrix()
+    gaps = []
+    for model_type, features in old.items():
+        name = next((n for n in (model_type, model_type.replace("-", "_")) if n in matrix), None)
+        if name is None:
+            gaps.append((model_type, "every feature"))
+            continue
+        refused = not_exportable(get_spec(name))
+        gaps += [(name, f) for f in features if f not in matrix[name] and not {"*", f} & set(refused)]
+    assert gaps == []
