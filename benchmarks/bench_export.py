@@ -62,11 +62,12 @@ def build(model_type: str, path: Path, tiny: bool = False) -> Path:
     return build_sample_checkpoint(path, model_type, base, **({} if tiny else SIZES[model_type]))
 
 
-def run_cli(checkpoint: Path, output: Path, formats: str, task: str) -> dict[str, Any]:
-    """One export in a fresh process: wall time, peak RSS of its process tree, and its report."""
+def run_cli(checkpoint: Path, output: Path, formats: str, task: str, *options: str) -> dict[str, Any]:
+    """One export in a fresh process (``options``: more CLI flags): wall time, peak RSS of its process
+    tree, and its report's step timings and graph-cache outcome."""
     exe = Path(sys.executable).with_name("exporter")
     command = [str(exe), "export", "--model", str(checkpoint), "--task", task, "--formats", formats, "--quiet"]
-    run = run_measured([*command, str(output)])
+    run = run_measured([*command, *options, str(output)])
     if run.returncode != 0:
         raise RuntimeError(f"export failed ({run.returncode}): {run.stderr[-2000:]}")
     report = json.loads((output / "report.json").read_text())
@@ -74,6 +75,7 @@ def run_cli(checkpoint: Path, output: Path, formats: str, task: str) -> dict[str
         "wall_s": round(run.wall_s, 2),
         "peak_rss_gib": round(run.peak_rss_bytes / 2**30, 3),
         "steps": report["timings"],
+        "graph_cache": report.get("graph_cache"),
     }
 
 

@@ -17,33 +17,19 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from _measure import run_measured
-from bench_export import TASKS, build
+from bench_export import TASKS, build, run_cli
 
 NAMES = {"distilbert": "DistilBERT-base", "bert": "BERT-base", "gpt2": "GPT-2 (124M), with past"}
 
 
 def export(checkpoint: Path, output: Path, task: str, formats: str, cache: Path | None) -> dict[str, Any]:
-    exe = Path(sys.executable).with_name("exporter")
-    command = [str(exe), "export", "--model", str(checkpoint), "--task", task, "--formats", formats, "--quiet"]
-    if cache is not None:
-        command += ["--cache-dir", str(cache)]
     shutil.rmtree(output, ignore_errors=True)
-    run = run_measured([*command, str(output)])
-    if run.returncode != 0:
-        raise RuntimeError(f"export failed ({run.returncode}): {run.stderr[-2000:]}")
-    report = json.loads((output / "report.json").read_text())
-    return {
-        "wall_s": round(run.wall_s, 2),
-        "peak_rss_gib": round(run.peak_rss_bytes / 2**30, 3),
-        "steps": {step: cost["seconds"] for step, cost in report["timings"].items()},
-        "graph_cache": report.get("graph_cache"),
-    }
+    run = run_cli(checkpoint, output, formats, task, *(["--cache-dir", str(cache)] if cache is not None else []))
+    return {**run, "steps": {step: cost["seconds"] for step, cost in run["steps"].items()}}
 
 
 def bench(model: str, root: Path, repeat: int, formats: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ dynamic in the batch only) and decoder ids. CLIP and SigLIP take text and pixels
 
 from __future__ import annotations
 
+from typing import Any
+
 from exporter.specs.base import InputSpec, ModelSpec
 
 _AUDIO = (InputSpec(name="input_values", kind="audio"),)
@@ -31,40 +33,35 @@ IMAGE_TEXT = ("clip", "siglip")
 OPEN_VOCABULARY_DETECTORS = ("owlvit", "owlv2")
 _CONTRASTIVE_OUTPUTS = ("logits_per_image", "logits_per_text", "text_embeds", "image_embeds")
 
+
+def _contrastive(name: str, tasks: tuple[str, ...], **extra: Any) -> ModelSpec:
+    """A CLIP-style image-text model: both towers' inputs, the contrastive outputs."""
+    return ModelSpec(
+        model_type=name,
+        modality="multimodal",
+        inputs=_IMAGE_TEXT,
+        tasks=tasks,
+        output_names=_CONTRASTIVE_OUTPUTS,
+        **extra,
+    )
+
+
 SPECS: list[ModelSpec] = [
     # The feature encoder's convolutions need a few frames' worth of samples (0.1 s at 16 kHz).
     *(
         ModelSpec(model_type=name, modality="audio", inputs=_AUDIO, axis_min={"audio_sequence_length": 1600})
         for name in SPEECH_ENCODERS
     ),
-    *(
-        ModelSpec(
-            model_type=name,
-            modality="multimodal",
-            inputs=_IMAGE_TEXT,
-            tasks=("default", "zero-shot-image-classification"),
-            # The towers' own outputs (``text_model_output`` …) are nested outputs, left out.
-            output_names=_CONTRASTIVE_OUTPUTS,
-        )
-        for name in IMAGE_TEXT
-    ),
+    # The towers' own outputs (``text_model_output`` …) are nested outputs, left out.
+    *(_contrastive(name, ("default", "zero-shot-image-classification")) for name in IMAGE_TEXT),
     # GroupViT: CLIP-style contrastive towers whose vision tower groups patches into segments;
     # transformers has only the bare model (no zero-shot head class), whose logits are the scores.
-    ModelSpec(
-        model_type="groupvit",
-        modality="multimodal",
-        inputs=_IMAGE_TEXT,
-        tasks=("default",),
-        output_names=_CONTRASTIVE_OUTPUTS,
-    ),
+    _contrastive("groupvit", ("default",)),
     # OWL-ViT / OWLv2: the CLIP-style model, and the detector (``logits`` per query, ``pred_boxes``).
     *(
-        ModelSpec(
-            model_type=name,
-            modality="multimodal",
-            inputs=_IMAGE_TEXT,
-            tasks=("default", "zero-shot-object-detection"),
-            output_names=_CONTRASTIVE_OUTPUTS,
+        _contrastive(
+            name,
+            ("default", "zero-shot-object-detection"),
             task_output_names={
                 "zero-shot-object-detection": ("logits", "pred_boxes", "text_embeds", "image_embeds", "class_embeds")
             },

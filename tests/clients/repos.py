@@ -80,3 +80,24 @@ def classifier_logits(model: Any, input_ids: list[int]) -> Any:
     ids = torch.tensor([input_ids])
     with torch.no_grad():
         return model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].numpy()
+
+
+def assert_matches_pytorch(model_type: str, folder: Path, result: dict[str, Any]) -> None:
+    """A client's answer for ``CASES[model_type]`` equals PyTorch's on the same input ids.
+
+    Classification: logits within 1e-4 and the same label; generation: ``model.generate``'s tokens
+    (on a sample whose new tokens are not all one, so the comparison proves something).
+    """
+    import numpy as np
+
+    task = CASES[model_type][1]
+    model = pytorch_model(model_type, folder)
+    if task == "text-classification":
+        expected = classifier_logits(model, result["input_ids"])
+        np.testing.assert_allclose(np.array(result["logits"]), expected, atol=1e-4)
+        assert result["label"] == model.config.id2label[int(expected.argmax())]
+        return
+    tokens = generate(model, result["input_ids"])
+    new = tokens[len(result["input_ids"]) :] if task == "text-generation" else tokens[1:]
+    assert len(set(new)) > 1, f"degenerate sample {tokens}: the comparison would prove little"
+    assert result["tokens"] == tokens

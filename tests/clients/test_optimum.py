@@ -24,10 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.clients.repos import CASES, NEW_TOKENS, PROMPT, classifier_logits, export_repo, generate, pytorch_model
+from tests.clients.repos import (
+    CASES,
+    NEW_TOKENS,
+    PROMPT,
+    assert_matches_pytorch,
+    export_repo,
+    generate,
+    pytorch_model,
+)
 from tests.conftest import CLIENTS
 from tests.support.optimum import ensure_optimum_venv
 
@@ -76,16 +83,7 @@ def test_optimum_matches_pytorch(model_type: str, repo: Callable[[str], Path]) -
     result = run_in_optimum(str(CLIENTS / "run_optimum.py"), str(folder), task, str(NEW_TOKENS))
     assert result["input_ids"] == _tokenizer_ids(folder), "transformers 4 and 5 tokenize the checkpoint differently"
     assert result["files"] == FILES[task]
-    model = pytorch_model(model_type, folder)
-    if task == "text-classification":
-        expected = classifier_logits(model, result["input_ids"])
-        np.testing.assert_allclose(np.array(result["logits"]), expected, atol=1e-4)
-        assert result["label"] == model.config.id2label[int(expected.argmax())]
-        return
-    expected = generate(model, result["input_ids"])
-    new = expected[len(result["input_ids"]) :] if task == "text-generation" else expected[1:]
-    assert len(set(new)) > 1, f"degenerate sample {expected}: the comparison would prove little"
-    assert result["tokens"] == expected
+    assert_matches_pytorch(model_type, folder, result)
 
 
 def readme_optimum_snippet() -> str:

@@ -30,7 +30,15 @@ from exporter.agreement import AGREEMENT
 from exporter.report import Report
 from exporter.run import ExportRequest, run_export
 from exporter.sample import build_sample_checkpoint
-from tests.clients.repos import CASES, NEW_TOKENS, WIDE_INIT, classifier_logits, export_repo, generate, pytorch_model
+from tests.clients.repos import (
+    CASES,
+    NEW_TOKENS,
+    WIDE_INIT,
+    assert_matches_pytorch,
+    classifier_logits,
+    export_repo,
+    pytorch_model,
+)
 from tests.conftest import CLIENTS
 
 DEFAULT_RUN = {("gpt2", "tjs4"), ("t5", "tjs4")}
@@ -59,16 +67,7 @@ def test_transformers_js_matches_pytorch(model_type: str, library: str, tmp_path
     folder = export_repo(model_type, tmp_path / model_type)
     task = CASES[model_type][1]
     result = run_client(library, folder, task)
-    model = pytorch_model(model_type, folder)
-    if task == "text-classification":
-        expected = classifier_logits(model, result["input_ids"])
-        np.testing.assert_allclose(np.array(result["logits"]), expected, atol=1e-4)
-        assert result["label"] == model.config.id2label[int(expected.argmax())]
-        return
-    expected = generate(model, result["input_ids"])
-    new = expected[len(result["input_ids"]) :] if task == "text-generation" else expected[1:]
-    assert len(set(new)) > 1, f"degenerate sample {expected}: the comparison would prove little"
-    assert result["tokens"] == expected
+    assert_matches_pytorch(model_type, folder, result)
 
 
 @pytest.mark.parametrize(
