@@ -17,9 +17,9 @@ that nothing explains is a quantity of its own (a speech model's frames): it is 
 Fixed dimensions stay numbers.
 
 The TorchScript-based exporter is handed the names up front: the inputs' from the component, the
-outputs' from two eager runs at shapes that differ in every axis (:func:`output_axes_of_runs`).
-Its graphs then usually need no renaming, and this pass only reads them: rewriting a graph means
-serialising its weights again, which cost more than the rest of the pass.
+outputs' from two eager runs at shapes that differ in every axis (:func:`output_axes_of_runs`),
+and its graph is named before its weights are written (:func:`name_model_axes`). A saved graph
+(``torch.export``'s) is only rewritten when a name changes: that means serialising its weights again.
 """
 
 from __future__ import annotations
@@ -36,15 +36,24 @@ AxisNames = Mapping[str, Mapping[int, str]]
 def name_axes(path: Path, dynamic_axes: AxisNames, fixed: Mapping[str, Mapping[int, int]] | None = None) -> bool:
     """Rewrite the dimension names of the graph at ``path`` in place (its external weights are left as they are).
 
-    ``fixed``: output dimensions whose size eager runs showed constant (a vision model's patches);
-    where the graph has no size and no input's name for one, it gets that size. The file is
-    written again only when a dimension changes (re-serialising the weights costs more than the
-    rest of this pass): a graph exported with every axis named already is only read. Returns
-    whether it was rewritten.
+    The file is written again only when a dimension changes (re-serialising the weights costs more
+    than the rest of this pass). Returns whether it was rewritten. See :func:`name_model_axes`.
     """
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
+    if not name_model_axes(model, dynamic_axes, fixed):
+        return False
+    onnx.save(model, str(path))
+    return True
+
+
+def name_model_axes(model: Any, dynamic_axes: AxisNames, fixed: Mapping[str, Mapping[int, int]] | None = None) -> bool:
+    """Name the input and output dimensions of ``model`` (a ``ModelProto``) in place; whether any changed.
+
+    ``fixed``: output dimensions whose size eager runs showed constant (a vision model's patches);
+    where the graph has no size and no input's name for one, it gets that size.
+    """
     before = graph_axes(model.graph)
     symbols = name_graph_axes(model.graph, dynamic_axes)
     for value in model.graph.output:
@@ -58,10 +67,7 @@ def name_axes(path: Path, dynamic_axes: AxisNames, fixed: Mapping[str, Mapping[i
         for position, dim in enumerate(_dims(value)):
             if not _explained(dim.dim_param, symbols):
                 dim.dim_param = f"{value.name}_dim_{position}"
-    if graph_axes(model.graph) == before:
-        return False
-    onnx.save(model, str(path))
-    return True
+    return graph_axes(model.graph) != before
 
 
 Sizes = Mapping[str, tuple[int, ...]]

@@ -6,7 +6,7 @@ shapes, the versions of every library and the exporter's own source. It holds, p
 validated ``<component>.onnx`` and the traced ``<component>.pt``, both with their weights taken
 out, and a manifest mapping each ONNX weight to the parameter or buffer it came from (as is, or
 transposed: the TorchScript-based export folds ``Linear`` weights into transposed
-``onnx::MatMul_*`` tensors), and each tensor record of the TorchScript archive to its tensor.
+``…/Transpose_output_0`` tensors), and each tensor record of the TorchScript archive to its tensor.
 
 The mapping is built when an export is stored, by comparing values. An entry is not stored when a
 large float weight matches no parameter (derived from weights some other way), when one matches
@@ -33,6 +33,7 @@ import numpy as np
 
 from exporter.errors import ExporterError
 from exporter.reproducible import WRITER_RECORDS
+from exporter.weights import named_tensors, write_inline
 
 if TYPE_CHECKING:
     import torch
@@ -119,13 +120,6 @@ def cache_key(
 
 
 # --- mapping weights to parameters ---------------------------------------------------------------
-
-
-def named_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Every parameter and buffer by name, tied ones under each of their names."""
-    tensors: dict[str, torch.Tensor] = dict(module.named_parameters(remove_duplicate=False))
-    tensors.update(module.named_buffers(remove_duplicate=False))
-    return {name: tensor.detach() for name, tensor in tensors.items()}
 
 
 def _fingerprint(array: np.ndarray) -> tuple[str, tuple[int, ...], bytes]:
@@ -387,51 +381,19 @@ def write_graph(
                 initializer.data_location = onnx.TensorProto.EXTERNAL
         onnx.save_model(model, str(target))
     else:
-        _save_with_weights(model, weights, target)
+        names = {initializer.name for initializer, _ in weights}
+        kept = [tensor for tensor in model.graph.initializer if tensor.name not in names]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+        write_inline(
+            model.SerializeToString(),
+            (
+                (initializer.name, initializer.data_type, list(initializer.dims), array)
+                for initializer, array in weights
+            ),
+            target,
+        )
     return [path for path in (target, data) if path.exists()]
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _length_field(number: int, length: int) -> bytes:
-    """The key and length of a length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(length)
-
-
-def _save_with_weights(model: Any, weights: Sequence[tuple[Any, np.ndarray]], target: Path) -> None:
-    """Save ``model`` with each weight's bytes streamed from its array, without a serialized copy.
-
-    The graph goes out without the mapped weights, then each weight as one more ``graph`` field
-    holding one ``initializer``: protobuf parsers merge repeated occurrences of a message field
-    (ONNX Runtime and ``onnx.load`` read the same model as if it had been serialized in one piece).
-    """
-    import onnx
-
-    graph_field = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
-    initializer_field = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
-    raw_field = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
-    headers = []
-    for initializer, array in weights:
-        meta = onnx.TensorProto(name=initializer.name, dims=initializer.dims, data_type=initializer.data_type)
-        tensor = meta.SerializeToString() + _length_field(raw_field, array.nbytes)
-        inner = _length_field(initializer_field, len(tensor) + array.nbytes) + tensor
-        headers.append(_length_field(graph_field, len(inner) + array.nbytes) + inner)
-    names = {initializer.name for initializer, _ in weights}
-    kept = [tensor for tensor in model.graph.initializer if tensor.name not in names]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    with target.open("wb") as handle:
-        handle.write(model.SerializeToString())
-        for header, (_, array) in zip(headers, weights, strict=True):
-            handle.write(header)
-            handle.write(array.data)
 
 
 def write_trace(cached: Path, records: Mapping[str, Any], module: torch.nn.Module, target: Path) -> Path:

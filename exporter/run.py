@@ -20,7 +20,7 @@ import torch
 
 from exporter import dummy_inputs
 from exporter.agreement import build_and_check
-from exporter.axes import fixed_output_dims, name_axes, output_axes_of_runs
+from exporter.axes import fixed_output_dims, output_axes_of_runs
 from exporter.components import Component, build_components
 from exporter.errors import (
     ExportFailedError,
@@ -32,7 +32,6 @@ from exporter.errors import (
 from exporter.files import COMPONENTS, REPORT_FILES, export_file_names
 from exporter.formats import FORMATS, ExportContext
 from exporter.formats.onnx import EXTERNAL_DATA_THRESHOLD, OnnxFormat
-from exporter.formats.torchscript import trace
 from exporter.loading import Loaded, load_config, load_model, resolve_checkpoint
 from exporter.measure import measure
 from exporter.merge import MERGED_FROM, merge_decoders
@@ -151,15 +150,13 @@ def export_and_validate(
     """Export every format of every component, validate, and re-export ONNX files that fail by the next method."""
     files: dict[tuple[str, str], list[Path]] = {}
     methods: dict[tuple[str, str], str] = {}
-    traces = _SharedTraces(enabled={"onnx", "torchscript"} <= set(request.formats))
     for name in request.formats:
         with _timed(timings, name, progress, f"Exporting {name}"):
             for component, context in parts:
                 key = (name, component.name)
-                files[key], methods[key] = export_format(name, component, context, traces)
+                files[key], methods[key] = export_format(name, component, context)
             if name == "onnx":
                 merge_split_decoders(parts, files)
-    del traces
     with _timed(timings, "validate", progress, f"Validating on {len(request.validation_shapes)} shapes"):
         results = validate(parts, request.formats, request.validation_shapes, atol, rtol)
     results = [result.model_copy(update={"method": methods[result.format, result.component]}) for result in results]
@@ -168,39 +165,12 @@ def export_and_validate(
     return files, results
 
 
-class _SharedTraces:
-    """One ``torch.jit.trace`` per component, shared by the TorchScript file and the ONNX export."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._traces: dict[str, Any] = {}
-
-    def get(self, component: Component, context: ExportContext) -> Any:
-        """The component's trace (made on first use), or ``None`` when not shared or not traceable."""
-        if not self.enabled:
-            return None
-        if component.name not in self._traces:
-            try:
-                self._traces[component.name] = trace(component.module, context)
-            except ExportFailedError:
-                self._traces[component.name] = None  # the TorchScript format reports it
-        return self._traces[component.name]
-
-
-def export_format(
-    name: str, component: Component, context: ExportContext, traces: _SharedTraces
-) -> tuple[list[Path], str]:
+def export_format(name: str, component: Component, context: ExportContext) -> tuple[list[Path], str]:
     """Write one component in one format; the files and the method that made them (ONNX axes named)."""
     if name == "onnx":
-        onnx = OnnxFormat()
-        start = onnx.methods.index(onnx.first_method(component.module, context))
-        shared = traces.get(component, context) if start == 0 else None
-        paths, method = onnx.export_from(component.module, context, start, trace=shared)
-        name_axes(context.path(onnx.suffix), context.dynamic_axes, context.fixed_output_dims)
-        return paths, method
+        return OnnxFormat().export_from(component.module, context, 0)
     if name == "torchscript":
-        shared = traces.get(component, context)
-        return FORMATS[name].export(shared if shared is not None else component.module, context), "trace"
+        return FORMATS[name].export(component.module, context), "trace"
     return FORMATS[name].export(component.module, context), name
 
 
@@ -250,7 +220,6 @@ def retry_onnx(
                 files["onnx", component.name], methods[component.name] = onnx.export_from(
                     component.module, context, min(start, len(onnx.methods) - 1)
                 )
-                name_axes(context.path(onnx.suffix), context.dynamic_axes, context.fixed_output_dims)
         except ExportFailedError:
             return results
         merge_split_decoders(again_parts, files)

@@ -1,14 +1,15 @@
-"""ONNX, made by one of three methods and checked, then run in ONNX Runtime for validation.
+"""ONNX, made by one of two methods and checked, then run in ONNX Runtime for validation.
 
 Methods, fastest first (``OnnxFormat.methods``); the report says which one made each file:
 
-* ``torchscript``: ``torch.onnx.export(dynamo=False)`` of a ``torch.jit.trace`` (the same trace the
-  TorchScript file is saved from when both formats are exported), with the graph's input and output
-  names and dynamic axes given directly. A trace freezes shape-dependent Python branches, so this
-  file only counts once it validates on every shape; :mod:`exporter.run` falls back otherwise.
-* ``transformers``: transformers' own ``OnnxExporter`` (``torch.export`` then ``torch.onnx``), which
-  also writes weights above the external-data threshold to ``<component>.onnx_data``: models whose
-  weights exceed that threshold start here.
+* ``torchscript``: ``torch.onnx.export(dynamo=False)`` of the module traced with its weights as
+  graph inputs, with the graph's input and output names and dynamic axes given directly; the axes
+  are named, the graph checked, and the weights written in from the module's own tensors
+  (:mod:`exporter.weights`). A trace freezes shape-dependent Python branches, so this file only
+  counts once it validates on every shape; :mod:`exporter.run` falls back otherwise.
+* ``transformers``: transformers' own ``OnnxExporter`` (``torch.export`` then ``torch.onnx``).
+
+Either writes weights above the external-data threshold to ``<component>.onnx_data``.
 """
 
 from __future__ import annotations
@@ -59,12 +60,6 @@ def initializer_bytes(model: Any) -> int:
     return sum(value.const_value.nbytes for value in model.graph.initializers.values() if value.const_value)
 
 
-def weight_bytes(model: Any) -> int:
-    """Bytes of a module's parameters and buffers (what becomes initializers)."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
-
-
 class OnnxFormat:
     """``model.onnx`` (+ ``model.onnx_data`` for large models), validated with onnxruntime on CPU."""
 
@@ -73,45 +68,41 @@ class OnnxFormat:
     methods = METHODS
 
     def export(self, model: Any, context: ExportContext) -> list[Path]:
-        """The first method that exports (see :meth:`first_method`); validation is the caller's."""
-        return self.export_from(model, context, self.methods.index(self.first_method(model, context)))[0]
+        """The first method that exports; validation is the caller's."""
+        return self.export_from(model, context, 0)[0]
 
-    def first_method(self, model: Any, context: ExportContext) -> str:
-        """``transformers`` when the weights go to external data, else the fastest method."""
-        return "transformers" if weight_bytes(model) > context.external_data_threshold else self.methods[0]
-
-    def export_from(self, model: Any, context: ExportContext, start: int, trace: Any = None) -> tuple[list[Path], str]:
+    def export_from(self, model: Any, context: ExportContext, start: int) -> tuple[list[Path], str]:
         """Try the methods from ``methods[start]`` on; the files and the method that wrote them.
 
-        ``trace``, the component's ``torch.jit.trace`` when the TorchScript file has one, saves
-        tracing again in the ``torchscript`` method. Raises the last method's failure.
+        Raises the last method's failure.
         """
         error: ExportFailedError | None = None
         for method in self.methods[start:]:
             try:
-                return self.export_with(method, model, context, trace), method
+                return self.export_with(method, model, context), method
             except ExportFailedError as e:
                 error = e
         raise error or ExportFailedError("ONNX export failed: no export method left to try")
 
-    def export_with(self, method: str, model: Any, context: ExportContext, trace: Any = None) -> list[Path]:
-        """Write the component's file by one method, then strip and check it."""
+    def export_with(self, method: str, model: Any, context: ExportContext) -> list[Path]:
+        """Write the component's file by one method, with its axes named (:mod:`exporter.axes`) and
+        the graph checked by ``onnx.checker``."""
         import onnx
 
+        from exporter.axes import name_axes
+
         path = context.path(self.suffix)
-        data = path.with_name(path.name + "_data")
-        data.unlink(missing_ok=True)
         if method == "torchscript":
             # No stack traces or doc strings to strip: this exporter writes none (verbose=False).
-            _export_torchscript(trace if trace is not None else model, context, path)
-        else:
-            _export_transformers(model, context, path, data)
-            strip_onnx(path)
+            return _export_torchscript(model, context, path)  # checked before its weights are written
+        files = _export_transformers(model, context, path)
+        strip_onnx(path)
+        name_axes(path, context.dynamic_axes, context.fixed_output_dims)
         try:
             onnx.checker.check_model(str(path))  # by path: works past 2 GiB
         except onnx.checker.ValidationError as e:
             raise ExportFailedError(f"onnx.checker rejected {path.name}: {first_line(e)}") from e
-        return [p for p in (path, data) if p.exists()]
+        return files
 
     def load(self, path: Path, context: ExportContext) -> Runner:
         import onnxruntime as ort
@@ -137,41 +128,55 @@ class OnnxFormat:
         return "dynamic axes: matches PyTorch on every tested shape"
 
 
-def _export_torchscript(model: Any, context: ExportContext, path: Path) -> None:
-    """``torch.onnx.export(dynamo=False)`` of a trace (or of the module, traced on the way)."""
+def _export_torchscript(model: Any, context: ExportContext, path: Path) -> list[Path]:
+    """``torch.onnx.export(dynamo=False)`` of the module traced with its weights as graph inputs; then
+    axes named and the weights attached and streamed in (:mod:`exporter.weights`)."""
+    import onnx
     import torch
 
-    from exporter.formats.torchscript import tuple_outputs
+    from exporter import weights
+    from exporter.axes import name_model_axes
     from exporter.tensors import flatten_tensors
 
-    module = model if isinstance(model, torch.jit.ScriptModule) else tuple_outputs(model, context)
-    example = tuple(flatten_tensors(context.inputs).values())
+    module = weights.WeightsAsInputs(model, context.input_names, context.output_names)
+    example = (*flatten_tensors(context.inputs).values(), *module.weights.values())
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarning, deprecation of the TorchScript exporter
             torch.onnx.export(
                 module,
                 example,
-                str(path),
+                str(path),  # the graph only: small
                 dynamo=False,
-                input_names=list(context.input_names),
+                input_names=[*context.input_names, *module.weights],
                 output_names=list(context.output_names),
                 dynamic_axes={
                     name: dict(axes) for name, axes in {**context.dynamic_axes, **context.output_axes}.items()
                 },
                 opset_version=context.opset,
-                do_constant_folding=True,
+                export_params=False,  # its weights are inputs
+                keep_initializers_as_inputs=True,  # no search for equal parameters: none is used
             )
     except Exception as e:
         path.unlink(missing_ok=True)
         raise ExportFailedError(f"ONNX export (TorchScript-based) failed: {first_line(e)}") from e
+    try:
+        graph = onnx.load(str(path))
+        name_model_axes(graph, context.dynamic_axes, context.fixed_output_dims)
+        completed = weights.attach(graph, module.weights, set(context.input_names))
+        return weights.save(completed, path, context.external_data_threshold)
+    except Exception:
+        path.unlink(missing_ok=True)  # a graph without its weights must not pass for a file
+        raise
 
 
-def _export_transformers(model: Any, context: ExportContext, path: Path, data: Path) -> None:
+def _export_transformers(model: Any, context: ExportContext, path: Path) -> list[Path]:
     """transformers' ``OnnxExporter`` with the project's named dynamic shapes."""
     import onnx_ir
     from transformers.exporters import OnnxConfig, OnnxExporter
 
+    data = path.with_name(path.name + "_data")
+    data.unlink(missing_ok=True)
     config = OnnxConfig(dynamic=True, dynamic_shapes=_dynamic_shapes(context), opset_version=context.opset)
     try:
         program, _metadata = OnnxExporter().export_program(model, dict(context.inputs), config)
@@ -179,5 +184,6 @@ def _export_transformers(model: Any, context: ExportContext, path: Path, data: P
         raise ExportFailedError(f"ONNX export failed: {first_line(e)}") from e
     if initializer_bytes(program) > context.external_data_threshold:
         onnx_ir.save(program, str(path), external_data=data.name)
-    else:
-        onnx_ir.save(program, str(path))
+        return [path, data]
+    onnx_ir.save(program, str(path))
+    return [path]

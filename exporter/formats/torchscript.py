@@ -2,8 +2,8 @@
 
 A trace records the operations one input ran; shape-dependent Python branches are frozen. Validating on
 a second shape is what tells whether the trace generalises, and the report says which shapes work.
-The same trace can feed the ONNX export (:mod:`exporter.formats.onnx`, method ``torchscript``), so
-:mod:`exporter.run` traces once per component when both formats are exported.
+The ONNX export traces the same calling convention with the weights as inputs as well
+(:class:`exporter.weights.WeightsAsInputs`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from exporter.reproducible import strip_torchscript
 from exporter.tensors import flatten_outputs, flatten_tensors, nest
 
 
-class _TupleOutputs(torch.nn.Module):
+class TupleOutputs(torch.nn.Module):
     """Positional tensors in, a tuple of the named outputs out: the calling convention of a trace.
 
     Inputs come in the order of the flat input names (``past_key_values.0.key`` …) and are nested
@@ -42,7 +42,7 @@ class _TupleOutputs(torch.nn.Module):
 
 def tuple_outputs(model: torch.nn.Module, context: ExportContext) -> torch.nn.Module:
     """The module with the trace's calling convention: flat positional inputs, a tuple of outputs."""
-    return _TupleOutputs(model, context.input_names, context.output_names).eval()
+    return TupleOutputs(model, context.input_names, context.output_names).eval()
 
 
 def trace(model: torch.nn.Module, context: ExportContext) -> torch.jit.ScriptModule:

@@ -122,12 +122,15 @@ def test_transformers_js_whisper_generates_from_input_features(library: str, tmp
 
 
 #: model type → (seed, config init) of a tiny checkpoint whose q8 export passes its criterion. A tiny
-#: random T5's q8 usually misses it (flat random logits: encoder cosine 0.93–0.98 at initializer
+#: random T5's q8 often misses it (flat random logits: encoder cosine 0.94–0.98 at initializer
 #: factor 3, one or two flipped positions of 19 at 1.5 for most seeds), and a failed variant fails
-#: the export, so no PR carries it; seed 5 at factor 1.5 passes (encoder cosine 0.995, decoder top-1 100 %).
+#: the export, so no PR carries it. Which seeds pass moves with package releases (seed 5 at 1.5 passed
+#: on transformers 5.24 and missed by one position later). At factor 1.0 the q8 agrees everywhere but
+#: greedy decoding repeats one token (a degenerate sample); seed 0 at 1.5 passes (decoder top-1 ≥ 94.7 %,
+#: cosine ≥ 0.998) and generates varied tokens.
 Q8_CHECKPOINTS: dict[str, tuple[int, dict[str, Any]]] = {
     "gpt2": (0, WIDE_INIT["gpt2"]),
-    "t5": (5, {"initializer_factor": 1.5}),
+    "t5": (0, {"initializer_factor": 1.5}),
 }
 Q8_NEW_TOKENS = 16
 

@@ -12,7 +12,7 @@ import torch
 
 from exporter.components import Component
 from exporter.formats import ExportContext
-from exporter.run import _SharedTraces, export_format, retry_onnx
+from exporter.run import export_format, retry_onnx
 from exporter.validation import validate
 
 SHAPES = ({"batch": 2, "sequence": 16}, {"batch": 3, "sequence": 11})
@@ -62,7 +62,7 @@ def _context(component: Component, tmp_path: Path) -> ExportContext:
 def test_a_trace_that_does_not_generalise_falls_back_to_torch_export(tmp_path: Path) -> None:
     component = _component(_ScaleByLength())
     context = _context(component, tmp_path)
-    files, method = export_format("onnx", component, context, _SharedTraces(enabled=True))
+    files, method = export_format("onnx", component, context)
     assert method == "torchscript"
     [first] = [
         r.model_copy(update={"method": method}) for r in validate([(component, context)], ("onnx",), SHAPES, 1e-4)
@@ -78,7 +78,7 @@ def test_a_trace_that_does_not_generalise_falls_back_to_torch_export(tmp_path: P
 
 
 @pytest.mark.slow
-def test_a_trace_that_generalises_is_kept_and_shared_with_torchscript(tmp_path: Path) -> None:
+def test_a_trace_that_generalises_is_kept(tmp_path: Path) -> None:
     component = _component(torch.nn.Sequential(torch.nn.Linear(4, 4)))
     component = Component(
         name="model",
@@ -87,13 +87,11 @@ def test_a_trace_that_generalises_is_kept_and_shared_with_torchscript(tmp_path: 
         axes=component.axes,
     )
     context = _context(component, tmp_path)
-    traces = _SharedTraces(enabled=True)
-    _, onnx_method = export_format("onnx", component, context, traces)
-    _, torchscript_method = export_format("torchscript", component, context, traces)
+    _, onnx_method = export_format("onnx", component, context)
+    _, torchscript_method = export_format("torchscript", component, context)
     results = validate([(component, context)], ("onnx", "torchscript"), SHAPES, 1e-5)
 
     assert (onnx_method, torchscript_method) == ("torchscript", "trace")
-    assert traces.get(component, context) is traces.get(component, context)  # traced once
     assert all(result.passed for result in results)
     [unchanged] = retry_onnx([(component, context)], results[:1], {}, SHAPES, 1e-5, 0.0, {})
     assert unchanged is results[0]
