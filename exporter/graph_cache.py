@@ -33,7 +33,7 @@ import numpy as np
 
 from exporter.errors import ExporterError
 from exporter.reproducible import WRITER_RECORDS
-from exporter.weights import named_tensors, write_inline
+from exporter.weights import Weight, named_tensors, write
 
 if TYPE_CHECKING:
     import torch
@@ -341,59 +341,36 @@ def write_graph(
 ) -> list[Path]:
     """The cached graph with the module's tensors as its weights; ``<name>_data`` when they are large."""
     import onnx
-    from onnx.external_data_helper import set_external_data
     from onnx.helper import np_dtype_to_tensor_dtype
 
     model = onnx.load(str(cached), load_external_data=False)
     tensors = named_tensors(module)
-    weights: list[tuple[Any, np.ndarray]] = []
+    weights: list[Weight] = []
+    kept = []
     for initializer in model.graph.initializer:
         how = mapping.get(initializer.name)
         if how is None:
+            kept.append(initializer)
             continue
         tensor = tensors.get(how["parameter"])
         if tensor is None:
             raise GraphCacheError(f"the model has no parameter {how['parameter']} (for {initializer.name})")
+        tensor = tensor.T if how["transpose"] else tensor
         try:
-            array = tensor.cpu().numpy()
+            data_type = np_dtype_to_tensor_dtype(tensor.numpy().dtype)
         except TypeError as e:
             raise GraphCacheError(f"parameter {how['parameter']} is {tensor.dtype}") from e
-        array = np.ascontiguousarray(array.T if how["transpose"] else array)
-        if (
-            list(array.shape) != list(initializer.dims)
-            or np_dtype_to_tensor_dtype(array.dtype) != initializer.data_type
-        ):
+        if list(tensor.shape) != list(initializer.dims) or data_type != initializer.data_type:
             raise GraphCacheError(
-                f"{how['parameter']} is {array.dtype}{list(array.shape)}, the graph's {initializer.name} "
+                f"{how['parameter']} is {tensor.dtype}{list(tensor.shape)}, the graph's {initializer.name} "
                 f"{onnx.TensorProto.DataType.Name(initializer.data_type).lower()}{list(initializer.dims)}"
             )
-        weights.append((initializer, array))
+        weights.append(Weight(initializer.name, data_type, tuple(initializer.dims), tensor))
     if len(weights) != len(mapping):
         raise GraphCacheError(f"{cached.name} lacks weights its manifest maps")
-    data = target.with_name(target.name + "_data")
-    data.unlink(missing_ok=True)
-    if sum(array.nbytes for _, array in weights) > external_data_threshold:
-        with data.open("wb") as handle:
-            for initializer, array in weights:
-                offset = handle.tell()
-                handle.write(array.data)
-                set_external_data(initializer, data.name, offset, array.nbytes)
-                initializer.data_location = onnx.TensorProto.EXTERNAL
-        onnx.save_model(model, str(target))
-    else:
-        names = {initializer.name for initializer, _ in weights}
-        kept = [tensor for tensor in model.graph.initializer if tensor.name not in names]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(kept)
-        write_inline(
-            model.SerializeToString(),
-            (
-                (initializer.name, initializer.data_type, list(initializer.dims), array)
-                for initializer, array in weights
-            ),
-            target,
-        )
-    return [path for path in (target, data) if path.exists()]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return write(model, weights, target, external_data_threshold)
 
 
 def write_trace(cached: Path, records: Mapping[str, Any], module: torch.nn.Module, target: Path) -> Path:

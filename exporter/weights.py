@@ -2,20 +2,23 @@
 
 The TorchScript-based ``torch.onnx.export`` traces :class:`WeightsAsInputs`: the module with each
 distinct parameter and buffer as one more graph input, named after it
-(``model.bert.embeddings.word_embeddings.weight``). :func:`attach` turns those inputs into initializers
-backed by the tensors themselves (no copy) and folds the transposed matrices of ``Linear`` layers
-with onnxscript's constant folder, as ``torch.onnx``'s own folding would (MatMul then reads an
-initializer: ONNX Runtime's quantizer and fusions need that). :func:`save` writes the file with each
-weight streamed from its tensor.
+(``model.bert.embeddings.word_embeddings.weight``). :func:`attach` takes those inputs out of the
+graph and folds each ``Transpose`` of a weight (a ``Linear`` layer's matrix) into a weight of its
+own, as ``torch.onnx``'s constant folding would (``MatMul`` then reads an initializer: ONNX Runtime's
+quantizer and fusions need that). :func:`save` checks the graph, then writes it with each weight
+streamed from its tensor, inline or to ``<name>_data``.
 
 Exporting the module with its weights as parameters instead makes ``torch.onnx`` run its shape
 inference over every weight and hold the serialized model and a copy of every weight at once: for
-DistilBERT-base, 2.4 s more for the export and about 600 MiB more peak memory (measured).
+DistilBERT-base, 2.4 s more for the export and about 600 MiB more peak memory (measured). The
+folding is done here rather than by onnxscript's constant folder, which does the same for
+``Transpose`` but costs 0.45 s of imports (``onnx_ir``, ``onnxscript``) per export process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from exporter.errors import ExportFailedError, first_line
 from exporter.formats.torchscript import TupleOutputs
 
 #: Initializers larger than this are streamed from their tensors; smaller ones are serialized with the graph.
-STREAMED_BYTES = 1024
+STREAMED_BYTES = 256
 
 
 def named_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -77,93 +80,122 @@ class WeightsAsInputs(TupleOutputs):
                 getattr(owner, kind)[attribute] = tensor
 
 
-def _fold(node: Any) -> bool | None:
-    """Fold every ``Transpose`` of constants, whatever its size or other readers (a tied embedding is
-    also read by a ``Gather``); leave everything else to onnxscript's default rules."""
-    return True if node.op_type == "Transpose" and not node.domain else None
+@dataclass(frozen=True)
+class Weight:
+    """An initializer to write: its name, ONNX data type and dims, and the tensor that holds its values."""
+
+    name: str
+    data_type: int
+    dims: tuple[int, ...]
+    tensor: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        return self.tensor.numel() * self.tensor.element_size()
+
+    def raw(self) -> np.ndarray:
+        """The values as bytes in row-major order (a copy only for a folded transpose)."""
+        return self.tensor.contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
-def attach(model: Any, tensors: Mapping[str, torch.Tensor], inputs: Collection[str]) -> Any:
-    """The ``onnx_ir`` model of ``model`` (a ``ModelProto`` without weights) with its weights attached and
-    folded. Graph inputs not in ``inputs`` are the module's tensors, by name. Raises
-    :class:`ExportFailedError` when one is not, or has another type or shape than the graph says."""
-    import onnx_ir as ir
-    from onnx_ir.passes.common import RemoveUnusedNodesPass
-    from onnx_ir.tensor_adapters import TorchTensor
-    from onnxscript.optimizer import fold_constants
+def attach(model: Any, tensors: Mapping[str, torch.Tensor], inputs: Collection[str]) -> list[Weight]:
+    """Take the weights out of ``model`` (a ``ModelProto`` whose graph inputs not in ``inputs`` are the
+    module's ``tensors``, by name) and fold each ``Transpose`` of one; returns the weights the graph reads.
 
-    ir_model = ir.serde.deserialize_model(model)
-    graph = ir_model.graph
-    for value in [value for value in graph.inputs if value.name not in inputs]:
-        tensor = tensors.get(value.name or "")
+    Raises :class:`ExportFailedError` when an input is no tensor of the module or has another shape or
+    element size than the graph declares.
+    """
+    import onnx
+
+    graph = model.graph
+    weights: dict[str, Weight] = {}
+    kept = []
+    for value in graph.input:
+        if value.name in inputs:
+            kept.append(value)
+            continue
+        tensor = tensors.get(value.name)
         if tensor is None:
             raise ExportFailedError(f"graph input {value.name} is neither a model input nor a parameter or buffer")
-        weight = TorchTensor(tensor, name=value.name)
-        if value.dtype != weight.dtype or value.shape is None or list(value.shape) != list(tensor.shape):
+        kind = value.type.tensor_type
+        dims = tuple(dim.dim_value if dim.HasField("dim_value") else -1 for dim in kind.shape.dim)
+        size = onnx.helper.tensor_dtype_to_np_dtype(kind.elem_type).itemsize
+        if dims != tuple(tensor.shape) or size != tensor.element_size():
             raise ExportFailedError(
-                f"graph input {value.name} is {value.dtype}{value.shape}, its tensor {weight.dtype}{list(tensor.shape)}"
+                f"graph input {value.name} is {dims}, its tensor {tensor.dtype}{list(tensor.shape)}"
             )
-        graph.inputs.remove(value)
-        value.const_value = weight
-        graph.register_initializer(value)
-    fold_constants(ir_model, should_fold=_fold)
-    RemoveUnusedNodesPass()(ir_model)
-    return ir_model
+        weights[value.name] = Weight(value.name, kind.elem_type, dims, tensor)
+    del graph.input[:]
+    graph.input.extend(kept)
+    nodes = []
+    for node in graph.node:
+        source = weights.get(node.input[0]) if node.op_type == "Transpose" and not node.domain else None
+        if source is None:
+            nodes.append(node)
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), list(range(len(source.dims)))[::-1])
+        transposed = source.tensor.permute(perm)
+        weights[node.output[0]] = Weight(node.output[0], source.data_type, tuple(transposed.shape), transposed)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    read = {name for node in nodes for name in node.input} | {value.name for value in graph.output}
+    return [weight for name, weight in weights.items() if name in read]
 
 
-def save(model: Any, path: Path, external_data_threshold: int) -> list[Path]:
-    """Check ``model`` (an ``onnx_ir`` model), then write it to ``path``, each large weight streamed from its tensor.
+def save(model: Any, weights: Sequence[Weight], path: Path, external_data_threshold: int) -> list[Path]:
+    """Check ``model`` (a ``ModelProto`` without ``weights``), then write it with them to ``path``.
 
-    Above ``external_data_threshold`` bytes of weights they go to ``<name>_data`` (onnx_ir writes one
-    tensor at a time); below, inline, as :func:`write_inline` streams them. Returns the files written.
-    Raises :class:`ExportFailedError` when ``onnx.checker`` rejects the graph.
+    Weights of up to :data:`STREAMED_BYTES` are serialized with the graph; larger ones are streamed
+    from their tensors (:func:`write`). Returns the files written. Raises :class:`ExportFailedError`
+    when ``onnx.checker`` rejects the graph.
     """
-    import onnx_ir as ir
+    import onnx
+
+    large = [weight for weight in weights if weight.nbytes > STREAMED_BYTES]
+    for weight in weights:
+        if weight.nbytes <= STREAMED_BYTES:
+            model.graph.initializer.append(
+                onnx.TensorProto(
+                    name=weight.name, dims=weight.dims, data_type=weight.data_type, raw_data=weight.raw().tobytes()
+                )
+            )
+    check(model, large, path.name)
+    return write(model, large, path, external_data_threshold)
+
+
+def write(model: Any, weights: Sequence[Weight], path: Path, external_data_threshold: int) -> list[Path]:
+    """Write ``model`` with ``weights`` streamed from their tensors: to ``<name>_data`` when they add up
+    to more than ``external_data_threshold`` bytes, else inline (:func:`write_inline`). Returns the files."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
 
     data = path.with_name(path.name + "_data")
     data.unlink(missing_ok=True)
-    graph = model.graph
-    large = {
-        name: value.const_value
-        for name, value in graph.initializers.items()
-        if value.const_value is not None and value.const_value.nbytes > STREAMED_BYTES
-    }
-    for name in large:
-        del graph.initializers[name]
-    header = ir.serde.serialize_model(model)
-    # onnx_ir declares initializers in value_info too; a graph merged into ``If`` branches would then
-    # list the outer weights as the branch's own values, which ONNX Runtime's quantizer reads as activations.
-    constants = {*large, *(tensor.name for tensor in header.graph.initializer)}
-    kept = [value for value in header.graph.value_info if value.name not in constants]
-    del header.graph.value_info[:]
-    header.graph.value_info.extend(kept)
-    check(header, {name: (int(tensor.dtype), list(tensor.shape)) for name, tensor in large.items()}, path.name)
-    if sum(tensor.nbytes for tensor in large.values()) > external_data_threshold:
-        for name, tensor in large.items():
-            graph.initializers[name] = _initializer(name, tensor)
-        ir.save(model, str(path), external_data=data.name)
-        return [path, data]
-    write_inline(
-        header.SerializeToString(), ((n, int(t.dtype), list(t.shape), t.numpy()) for n, t in large.items()), path
-    )
-    return [path]
+    if sum(weight.nbytes for weight in weights) <= external_data_threshold:
+        write_inline(model.SerializeToString(), weights, path)
+        return [path]
+    with data.open("wb") as handle:
+        for weight in weights:
+            offset = handle.tell()
+            handle.write(weight.raw().data)
+            tensor = onnx.TensorProto(name=weight.name, dims=weight.dims, data_type=weight.data_type, raw_data=b"")
+            set_external_data(tensor, data.name, offset, weight.nbytes)
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            tensor.ClearField("raw_data")
+            model.graph.initializer.append(tensor)
+    onnx.save_model(model, str(path))
+    return [path, data]
 
 
-def _initializer(name: str, tensor: Any) -> Any:
-    import onnx_ir as ir
-
-    return ir.Value(name=name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
-
-
-def check(model: Any, weights: Mapping[str, tuple[int, Sequence[int]]], name: str) -> None:
-    """``onnx.checker`` on ``model`` (a ``ModelProto``) without the ``weights`` it lacks, ``{name: (data type, dims)}``:
-    each is declared a graph input of its type and shape instead, so no copy of the data is made or read.
-    Raises :class:`ExportFailedError`."""
+def check(model: Any, weights: Sequence[Weight], name: str) -> None:
+    """``onnx.checker`` on ``model`` (a ``ModelProto``) without the ``weights`` it lacks: each is declared
+    a graph input of its type and shape instead, so no copy of the data is made or read. Raises
+    :class:`ExportFailedError`."""
     import onnx
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
-    probe.graph.input.extend(onnx.helper.make_tensor_value_info(n, dtype, dims) for n, (dtype, dims) in weights.items())
+    probe.graph.input.extend(onnx.helper.make_tensor_value_info(w.name, w.data_type, w.dims) for w in weights)
     try:
         onnx.checker.check_model(probe)
     except onnx.checker.ValidationError as e:
@@ -184,13 +216,12 @@ def _length_field(number: int, length: int) -> bytes:
     return _varint(number << 3 | 2) + _varint(length)
 
 
-def write_inline(header: bytes, weights: Iterable[tuple[str, int, Sequence[int], np.ndarray]], target: Path) -> None:
-    """Write a serialized ``ModelProto`` without some initializers, then each of them from its array.
+def write_inline(header: bytes, weights: Iterable[Weight], target: Path) -> None:
+    """Write a serialized ``ModelProto`` without some initializers, then each of them from its tensor.
 
-    ``weights`` are ``(name, ONNX data type, dims, array)``. Each goes out as one more ``graph`` field
-    holding one ``initializer``: protobuf parsers merge repeated occurrences of a message field, so
-    ONNX Runtime and ``onnx.load`` read the model as if it had been serialized in one piece, and no
-    serialized copy of the weights is ever held in memory.
+    Each weight goes out as one more ``graph`` field holding one ``initializer``: protobuf parsers merge
+    repeated occurrences of a message field, so ONNX Runtime and ``onnx.load`` read the model as if it
+    had been serialized in one piece, and no serialized copy of the weights is ever held in memory.
     """
     import onnx
 
@@ -199,9 +230,9 @@ def write_inline(header: bytes, weights: Iterable[tuple[str, int, Sequence[int],
     raw_field = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
     with target.open("wb") as handle:
         handle.write(header)
-        for name, data_type, dims, array in weights:
-            raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-            meta = onnx.TensorProto(name=name, dims=dims, data_type=data_type)
+        for weight in weights:
+            raw = weight.raw()
+            meta = onnx.TensorProto(name=weight.name, dims=weight.dims, data_type=weight.data_type)
             tensor = meta.SerializeToString() + _length_field(raw_field, raw.nbytes)
             inner = _length_field(initializer_field, len(tensor) + raw.nbytes) + tensor
             handle.write(_length_field(graph_field, len(inner) + raw.nbytes) + inner)

@@ -4,8 +4,8 @@ Methods, fastest first (``OnnxFormat.methods``); the report says which one made 
 
 * ``torchscript``: ``torch.onnx.export(dynamo=False)`` of the module traced with its weights as
   graph inputs, with the graph's input and output names and dynamic axes given directly; the axes
-  are named, the graph checked, and the weights written in from the module's own tensors
-  (:mod:`exporter.weights`). A trace freezes shape-dependent Python branches, so this file only
+  are named, transposed weights folded, the graph checked, and the weights written in from the
+  module's own tensors (:mod:`exporter.weights`). A trace freezes shape-dependent Python branches, so this file only
   counts once it validates on every shape; :mod:`exporter.run` falls back otherwise.
 * ``transformers``: transformers' own ``OnnxExporter`` (``torch.export`` then ``torch.onnx``).
 
@@ -163,8 +163,8 @@ def _export_torchscript(model: Any, context: ExportContext, path: Path) -> list[
     try:
         graph = onnx.load(str(path))
         name_model_axes(graph, context.dynamic_axes, context.fixed_output_dims)
-        completed = weights.attach(graph, module.weights, set(context.input_names))
-        return weights.save(completed, path, context.external_data_threshold)
+        attached = weights.attach(graph, module.weights, set(context.input_names))
+        return weights.save(graph, attached, path, context.external_data_threshold)
     except Exception:
         path.unlink(missing_ok=True)  # a graph without its weights must not pass for a file
         raise
