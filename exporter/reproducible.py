@@ -41,14 +41,16 @@ def strip_torchscript(path: Path) -> None:
     """Rewrite a ``torch.jit.save`` archive without its ``*.debug_pkl`` source-range records, in place."""
     import torch
 
+    stripped = path.with_name(path.name + ".stripped")
     reader = torch._C.PyTorchFileReader(str(path))
-    records = [(name, reader.get_record(name)) for name in reader.get_all_records()]
-    del reader
-    writer = torch._C.PyTorchFileWriter(str(path))
-    for name, data in records:
+    writer = torch._C.PyTorchFileWriter(str(stripped))
+    for name in reader.get_all_records():  # one record in memory at a time, not every weight at once
         if not name.endswith(".debug_pkl") and name not in WRITER_RECORDS:
+            data = reader.get_record(name)
             writer.write_record(name, data, len(data))
     writer.write_end_of_file()
+    del writer, reader
+    stripped.replace(path)
 
 
 def _strip_nodes(nodes: Any) -> None:
