@@ -138,8 +138,19 @@ def attach(model: Any, tensors: Mapping[str, torch.Tensor], inputs: Collection[s
         weights[node.output[0]] = Weight(node.output[0], source.data_type, tuple(transposed.shape), transposed)
     del graph.node[:]
     graph.node.extend(nodes)
-    read = {name for node in nodes for name in node.input} | {value.name for value in graph.output}
+    read = _read(nodes) | {value.name for value in graph.output}
     return [weight for name, weight in weights.items() if name in read]
+
+
+def _read(nodes: Iterable[Any]) -> set[str]:
+    """Every name the nodes read, inside their subgraphs (``If``, ``Loop`` bodies) too."""
+    names: set[str] = set()
+    for node in nodes:
+        names.update(node.input)
+        for attribute in node.attribute:
+            for subgraph in (attribute.g, *attribute.graphs) if attribute.HasField("g") else attribute.graphs:
+                names |= _read(subgraph.node)
+    return names
 
 
 def save(model: Any, weights: Sequence[Weight], path: Path, external_data_threshold: int) -> list[Path]:

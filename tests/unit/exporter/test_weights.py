@@ -128,3 +128,36 @@ def test_the_checker_sees_the_graph_before_its_weights_are_written(tmp_path: Pat
     with pytest.raises(ExportFailedError, match=r"onnx\.checker rejected model\.onnx"):
         weights.save(model, attached, tmp_path / "model.onnx", 1 << 30)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_weight_read_only_inside_a_subgraph_is_kept() -> None:
+    float32 = onnx.TensorProto.FLOAT
+    branch = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y_then"])],
+        "then",
+        [],
+        [onnx.helper.make_tensor_value_info("y_then", float32, [2, 4])],
+    )
+    other = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y_else"])],
+        "else",
+        [],
+        [onnx.helper.make_tensor_value_info("y_else", float32, [2, 3])],
+    )
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("If", ["flag"], ["y"], then_branch=branch, else_branch=other)],
+        "g",
+        [
+            onnx.helper.make_tensor_value_info("x", float32, [2, 3]),
+            onnx.helper.make_tensor_value_info("flag", onnx.TensorProto.BOOL, [1]),
+            onnx.helper.make_tensor_value_info("w", float32, [3, 4]),
+            onnx.helper.make_tensor_value_info("unused", float32, [3, 4]),
+        ],
+        [onnx.helper.make_tensor_value_info("y", float32, None)],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+
+    attached = weights.attach(model, {"w": torch.ones(3, 4), "unused": torch.ones(3, 4)}, {"x", "flag"})
+
+    assert [weight.name for weight in attached] == ["w"]
+    assert [value.name for value in model.graph.input] == ["x", "flag"]
