@@ -45,7 +45,9 @@ class WeightsAsInputs(TupleOutputs):
     Positional tensors in: the flat inputs (``input_names``), then each distinct parameter and
     buffer (:attr:`weights`, by its first name; tied ones once). A tuple of the named outputs out.
     While it runs, the module's parameters and buffers are the tensors passed in, so a trace records
-    them as inputs, and names its nodes after the module's scopes as for the module itself.
+    them as inputs, and names its nodes after the module's scopes as for the module itself. The swap
+    is done here because ``torch.func.functional_call``, which does the same, refuses to run under
+    ``torch.jit`` tracing ("The stateless API can't be used with Jitted modules").
     """
 
     def __init__(self, model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str]) -> None:
@@ -189,6 +191,7 @@ def write(model: Any, weights: Sequence[Weight], path: Path, external_data_thres
         for weight in weights:
             offset = handle.tell()
             handle.write(weight.raw().data)
+            # set_external_data wants a raw_data field to replace; the bytes are already in the data file
             tensor = onnx.TensorProto(name=weight.name, dims=weight.dims, data_type=weight.data_type, raw_data=b"")
             set_external_data(tensor, data.name, offset, weight.nbytes)
             tensor.data_location = onnx.TensorProto.EXTERNAL

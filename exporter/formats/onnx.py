@@ -5,8 +5,8 @@ Methods, fastest first (``OnnxFormat.methods``); the report says which one made 
 * ``torchscript``: ``torch.onnx.export(dynamo=False)`` of the module traced with its weights as
   graph inputs, with the graph's input and output names and dynamic axes given directly; the axes
   are named, transposed weights folded, the graph checked, and the weights written in from the
-  module's own tensors (:mod:`exporter.weights`). A trace freezes shape-dependent Python branches, so this file only
-  counts once it validates on every shape; :mod:`exporter.run` falls back otherwise.
+  module's own tensors (:mod:`exporter.weights`). A trace freezes shape-dependent Python branches,
+  so this file only counts once it validates on every shape; :mod:`exporter.run` falls back otherwise.
 * ``transformers``: transformers' own ``OnnxExporter`` (``torch.export`` then ``torch.onnx``).
 
 Either writes weights above the external-data threshold to ``<component>.onnx_data``.
